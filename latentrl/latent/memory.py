@@ -1,0 +1,120 @@
+"""Latent working memory: a batch's KV cache with its explicit mask and positions, and the latent step.
+
+Every forward of the engine (prompt prefill, latent step, decode step) goes through `Memory.forward`,
+which appends the new columns' mask, derives positions from the mask and returns only the last-layer
+(post final norm) hidden states. Padding is never inferred from token ids (pad may equal EOS).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+
+from latentrl.latent.align import Alignment
+
+
+def cache_keyword(decoder: torch.nn.Module) -> str:
+    """transformers 5.24 names the cache argument `cache`, earlier 5.x `past_key_values`."""
+    params = inspect.signature(decoder.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+@dataclass
+class Memory:
+    """KV cache of a batch plus a (B, L) mask of its real columns and each row's next position id.
+
+    `positions` is None for plain rows (positions follow the mask); hierarchical memories built by
+    `concat_rows` carry the next position explicitly because their branches overlap in position.
+    """
+
+    model: PreTrainedModel
+    mask: torch.Tensor  # (B, L) long, 1 = real column
+    next_pos: torch.Tensor  # (B,) long
+    cache: DynamicCache = field(default_factory=DynamicCache)
+    forwards: int = 0  # forward calls made on this memory (batched calls count once)
+
+    @classmethod
+    def empty(cls, model: PreTrainedModel, batch: int) -> Memory:
+        dev = model.get_input_embeddings().weight.device
+        return cls(
+            model, torch.zeros(batch, 0, dtype=torch.long, device=dev), torch.zeros(batch, dtype=torch.long, device=dev)
+        )
+
+    @property
+    def batch(self) -> int:
+        return self.mask.shape[0]
+
+    def real_length(self) -> torch.Tensor:
+        """(B,) number of real (non-pad) columns per row."""
+        return self.mask.sum(1)
+
+    def forward(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Append (B, T, d) input embeddings with their (B, T) mask; return (B, T, d) last-layer states."""
+        pos = (self.next_pos[:, None] + mask.cumsum(1) - 1).clamp_min(0)
+        self.mask = torch.cat([self.mask, mask], 1)
+        self.next_pos = self.next_pos + mask.sum(1)
+        decoder = self.model.get_decoder()
+        out = decoder(
+            inputs_embeds=embeds,
+            attention_mask=self.mask,
+            position_ids=pos,
+            use_cache=True,
+            **{cache_keyword(decoder): self.cache},
+        )
+        self.forwards += 1
+        return out.last_hidden_state
+
+    def forward_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Like `forward` for token ids; pad columns are embedded but masked everywhere."""
+        return self.forward(self.model.get_input_embeddings()(ids), mask)
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only `rows` (1-D indices), e.g. to drop finished rows from a decode batch."""
+        self.cache.batch_select_indices(rows)
+        self.mask = self.mask[rows]
+        self.next_pos = self.next_pos[rows]
+
+    def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer (keys, values), each (B, heads, L, head_dim)."""
+        return [(layer.keys, layer.values) for layer in self.cache.layers]
+
+
+def latent_steps(memory: Memory, h_last: torch.Tensor, m: int, align: Alignment) -> torch.Tensor:
+    """Run m latent steps from the (B, d) last hidden state; return the (B, m, d) latent input embeddings.
+
+    Step k feeds align(h) as the next input embedding and reads the new last-layer state. The KV of
+    every latent column stays in `memory`: it is the working memory handed to the next agent.
+    """
+    inputs = []
+    ones = torch.ones(memory.batch, 1, dtype=torch.long, device=h_last.device)
+    for _ in range(m):
+        e = align(h_last)[:, None]
+        inputs.append(e)
+        h_last = memory.forward(e, ones)[:, -1]
+    if not inputs:
+        return h_last.new_zeros(memory.batch, 0, h_last.shape[-1])
+    return torch.cat(inputs, 1)
+
+
+def concat_rows(memory: Memory, groups: int) -> Memory:
+    """Fold rows [q0g0, q0g1, ..., q1g0, ...] into one row per question by concatenating the groups' KV.
+
+    Used by the hierarchical topology: experts run as independent rows (they cannot see each other),
+    then the summarizer reads all of them. Its positions continue after the longest expert branch.
+    """
+    b = memory.batch // groups
+    cache = DynamicCache()
+    for i, (k, v) in enumerate(memory.layers()):
+        cache.update(_fold(k, b, groups), _fold(v, b, groups), i)
+    mask = memory.mask.reshape(b, -1)
+    next_pos = memory.next_pos.view(b, groups).max(1).values
+    return Memory(memory.model, mask, next_pos, cache, memory.forwards)
+
+
+def _fold(t: torch.Tensor, b: int, groups: int) -> torch.Tensor:
+    """(b*groups, heads, L, d) -> (b, heads, groups*L, d), groups laid side by side along the sequence."""
+    _, h, L, d = t.shape
+    return t.view(b, groups, h, L, d).transpose(1, 2).reshape(b, h, groups * L, d)

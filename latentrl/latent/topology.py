@@ -1,0 +1,67 @@
+"""Building the latent working memory for the two topologies.
+
+Sequential: agents share one row; each non-final agent's prompt and m latent steps are appended to
+the same KV cache, so agent k reads everything agents 1..k-1 left (also at m = 0: their prompts).
+Hierarchical: experts run as independent rows of one batch (they cannot see each other), their caches
+are then laid side by side into one row per question, which the final agent reads in full.
+Both return the memory with the final agent's prompt already prefilled, ready to decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel
+
+from latentrl.latent.align import Alignment
+from latentrl.latent.memory import Memory, concat_rows, latent_steps
+from latentrl.latent.trajectory import left_pad
+
+
+@dataclass
+class LatentMemory:
+    memory: Memory  # ready to decode: the final agent's prompt is in it
+    h_last: torch.Tensor  # (B, d) last-layer state at the final prompt's last column
+    latents: list[torch.Tensor]  # per non-final agent, (B, m, d) latent input embeddings
+    memory_length: torch.Tensor  # (B,) real KV columns before the final agent's prompt
+
+
+def _prefill(memory: Memory, prompts: list[list[int]], pad_id: int) -> torch.Tensor:
+    ids, mask = left_pad(prompts, pad_id, memory.mask.device)
+    return memory.forward_ids(ids, mask)[:, -1]
+
+
+def sequential_memory(
+    model: PreTrainedModel, prompts: list[list[list[int]]], m: int, align: Alignment, pad_id: int
+) -> LatentMemory:
+    """prompts[agent][question] token ids; the last agent is the final one."""
+    memory = Memory.empty(model, len(prompts[0]))
+    latents = []
+    for agent_prompts in prompts[:-1]:
+        h = _prefill(memory, agent_prompts, pad_id)
+        latents.append(latent_steps(memory, h, m, align))
+    length = memory.real_length()
+    h = _prefill(memory, prompts[-1], pad_id)
+    return LatentMemory(memory, h, latents, length)
+
+
+def hierarchical_memory(
+    model: PreTrainedModel,
+    expert_prompts: list[list[list[int]]],
+    final_prompts: list[list[int]],
+    m: int,
+    align: Alignment,
+    pad_id: int,
+) -> LatentMemory:
+    """expert_prompts[expert][question]; experts run as parallel rows, question-major."""
+    n_exp, n_q = len(expert_prompts), len(final_prompts)
+    flat = [expert_prompts[e][q] for q in range(n_q) for e in range(n_exp)]
+    rows = Memory.empty(model, len(flat))
+    h = _prefill(rows, flat, pad_id)
+    lat = latent_steps(rows, h, m, align)
+    lat = lat.view(n_q, n_exp, m, lat.shape[-1])
+    memory = concat_rows(rows, n_exp)
+    length = memory.real_length()
+    h = _prefill(memory, final_prompts, pad_id)
+    return LatentMemory(memory, h, list(lat.unbind(1)), length)

@@ -1,0 +1,148 @@
+"""The trajectory layout shared by inference and training.
+
+One token row per question:
+
+    [agent_1 prompt][<latent> x m][agent_2 prompt][<latent> x m] ... [final prompt]
+
+Each segment is left-padded to the batch maximum so latent columns line up across the batch; the
+mask marks real columns. Hierarchical rows lay the experts' segments side by side as *branches*: a
+branch column sees only its own branch, the final agent's columns see everything. The recurrence is
+deterministic, so the whole prefix is recomputable from this row; `recompute` does it and returns the
+input embeddings the engine fed step by step (the property training relies on).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel
+
+from latentrl.latent.align import Alignment
+from latentrl.latent.memory import Memory, cache_keyword
+
+
+def left_pad(
+    seqs: list[list[int]], pad_id: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, W) ids and mask, each row right-aligned, so its last column is always real."""
+    if any(len(s) == 0 for s in seqs):
+        raise ValueError("empty prompt segment: every agent prompt needs at least one token")
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+@dataclass
+class Trajectory:
+    """A batch of trajectory prefixes (everything before the final agent's completion)."""
+
+    input_ids: torch.Tensor  # (B, P); latent columns hold `latent_id`
+    attention_mask: torch.Tensor  # (B, P) 1 = real
+    position_ids: torch.Tensor  # (B, P)
+    latent_mask: torch.Tensor  # (B, P) bool
+    branch: torch.Tensor  # (B, P) 0 = shared, k > 0 = hierarchical branch k
+
+    def attention(self) -> torch.Tensor:
+        """A 2-D padding mask, or for branched rows a 4-D boolean (B, 1, P, P) mask."""
+        if not bool(self.branch.any()):
+            return self.attention_mask
+        P = self.input_ids.shape[1]
+        causal = torch.ones(P, P, dtype=torch.bool, device=self.branch.device).tril()
+        q, k = self.branch[:, :, None], self.branch[:, None, :]
+        visible = causal & ((q == 0) | (q == k)) & self.attention_mask[:, None, :].bool()
+        # A pad column sees itself, so no attention row is empty (an empty row gives NaN under sdpa).
+        return (visible | torch.eye(P, dtype=torch.bool, device=visible.device))[:, None]
+
+
+def _segment_row(
+    segments: list[tuple[torch.Tensor, torch.Tensor]], m: int, latent_id: int, final: bool = True
+) -> tuple[torch.Tensor, ...]:
+    """Concatenate (ids, mask) segments with m latent columns after each (but the last if it is `final`)."""
+    ids, mask, lat = [], [], []
+    for j, (s_ids, s_mask) in enumerate(segments):
+        ids.append(s_ids)
+        mask.append(s_mask)
+        lat.append(torch.zeros_like(s_mask, dtype=torch.bool))
+        if m > 0 and (j < len(segments) - 1 or not final):
+            ids.append(torch.full((s_ids.shape[0], m), latent_id, dtype=torch.long, device=s_ids.device))
+            mask.append(torch.ones_like(ids[-1]))
+            lat.append(torch.ones_like(ids[-1], dtype=torch.bool))
+    return torch.cat(ids, 1), torch.cat(mask, 1), torch.cat(lat, 1)
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    return (mask.cumsum(1) - 1).clamp_min(0)
+
+
+def sequential_trajectory(prompts: list[list[list[int]]], m: int, pad_id: int, latent_id: int) -> Trajectory:
+    """prompts[agent][question] -> one row per question, agents in order, the last one final."""
+    ids, mask, lat = _segment_row([left_pad(p, pad_id) for p in prompts], m, latent_id)
+    return Trajectory(ids, mask, positions(mask), lat, torch.zeros_like(ids))
+
+
+def hierarchical_trajectory(
+    expert_prompts: list[list[list[int]]], final_prompts: list[list[int]], m: int, pad_id: int, latent_id: int
+) -> Trajectory:
+    """Experts as branches (all padded to one common width, as the engine runs them), then the final agent.
+
+    Each branch starts at position 0; the final agent starts after the longest branch.
+    """
+    n_exp, n_q = len(expert_prompts), len(final_prompts)
+    flat = [expert_prompts[e][q] for q in range(n_q) for e in range(n_exp)]  # question-major, as the engine
+    ids, mask, lat = _segment_row([left_pad(flat, pad_id)], m, latent_id, final=False)
+    width = ids.shape[1]
+    e_pos = positions(mask)
+    start = e_pos[:, -1].view(n_q, n_exp).max(1).values + 1
+    f_ids, f_mask = left_pad(final_prompts, pad_id)
+    branch = torch.arange(1, n_exp + 1).repeat_interleave(width).expand(n_q, -1)
+    return Trajectory(
+        torch.cat([ids.reshape(n_q, -1), f_ids], 1),
+        torch.cat([mask.reshape(n_q, -1), f_mask], 1),
+        torch.cat([e_pos.reshape(n_q, -1), start[:, None] + positions(f_mask)], 1),
+        torch.cat([lat.reshape(n_q, -1), torch.zeros_like(f_mask, dtype=torch.bool)], 1),
+        torch.cat([branch, torch.zeros_like(f_ids)], 1),
+    )
+
+
+def recompute(model: PreTrainedModel, traj: Trajectory, align: Alignment, grad: bool = False) -> torch.Tensor:
+    """(B, P, d) input embeddings of the trajectory with every latent column filled by the recurrence.
+
+    Latent columns are filled left to right: the prefix up to a latent column is run on a KV cache and
+    its last-layer state at the previous column, aligned, becomes that column's input. With grad=True
+    the gradient flows through all latent steps.
+    """
+    dev = model.get_input_embeddings().weight.device
+    ids = traj.input_ids.to(dev)
+    lat = traj.latent_mask.to(dev)
+    embeds = model.get_input_embeddings()(ids)
+    cols = torch.nonzero(lat.any(0)).flatten().tolist()
+    if not cols:
+        return embeds
+    if not bool((lat == lat[:1]).all()):
+        raise ValueError("latent columns must be aligned across the batch")
+    attn = traj.attention().to(dev)
+    pos = traj.position_ids.to(dev)
+    decoder = model.get_decoder()
+    memory = Memory.empty(model, ids.shape[0])
+    parts, start = list(embeds.unbind(1)), 0
+    with nullcontext() if grad else torch.no_grad():
+        for c in cols:
+            if c > start:
+                sub = attn[..., start:c, :c] if attn.dim() == 4 else attn[:, :c]
+                out = decoder(
+                    inputs_embeds=torch.stack(parts[start:c], 1),
+                    attention_mask=sub,
+                    position_ids=pos[:, start:c],
+                    use_cache=True,
+                    **{cache_keyword(decoder): memory.cache},
+                )
+                h = out.last_hidden_state[:, -1]
+            parts[c] = align(h)
+            start = c
+    return torch.stack(parts, 1)

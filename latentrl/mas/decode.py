@@ -1,0 +1,79 @@
+"""Batched text decoding on top of a memory: greedy or nucleus sampling, stop at EOS.
+
+Finished rows leave the batch (their cache rows are dropped), so a long answer in one row does not
+make the others pay. Rows never interact, so greedy output does not depend on the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from latentrl.latent.memory import Memory
+
+
+@dataclass
+class Sampling:
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class Decoded:
+    tokens: list[int]  # generated ids, EOS included when reached
+    forwards: int  # decode forwards this row took part in (the prefill is counted by the caller)
+
+
+def pick(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> torch.Tensor:
+    """(B, V) logits -> (B,) next ids."""
+    if sampling.temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / sampling.temperature, -1)
+    if sampling.top_p < 1:
+        sorted_p, order = probs.sort(-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > sampling.top_p  # keep the smallest set reaching top_p
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0))
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+@torch.no_grad()
+def decode(
+    memory: Memory,
+    h_last: torch.Tensor,
+    eos_ids: list[int],
+    sampling: Sampling,
+    generator: torch.Generator | None = None,
+) -> list[Decoded]:
+    """Generate from (B, d) last hidden states on `memory` (consumed: finished rows are dropped)."""
+    head = memory.model.get_output_embeddings()
+    n = memory.batch
+    out = [Decoded([], 0) for _ in range(n)]
+    alive = torch.arange(n, device=h_last.device)  # original row of each batch row
+    eos = torch.tensor(eos_ids, device=h_last.device)
+    for step in range(sampling.max_new_tokens):
+        nxt = pick(head(h_last), sampling, generator)
+        for row, tok in zip(alive.tolist(), nxt.tolist()):
+            out[row].tokens.append(tok)
+        keep = ~torch.isin(nxt, eos)
+        if step == sampling.max_new_tokens - 1 or not bool(keep.any()):
+            break
+        if not bool(keep.all()):
+            idx = keep.nonzero().flatten()
+            memory.select(idx)
+            alive, nxt = alive[idx], nxt[idx]
+        for row in alive.tolist():
+            out[row].forwards += 1
+        ones = torch.ones(memory.batch, 1, dtype=torch.long, device=nxt.device)
+        h_last = memory.forward_ids(nxt[:, None], ones)[:, -1]
+    return out

@@ -1,0 +1,182 @@
+"""The three methods on one footing: same roles, same rendering, same decoding, same accounting.
+
+- `single`: one agent, chain of thought.
+- `text_mas`: agents talk in text; each reads the earlier agents' outputs (sequential) or the
+  summarizer reads all experts' outputs (hierarchical).
+- `latent_mas`: non-final agents write no text; they run m latent steps and leave their KV cache as
+  shared memory, which the final agent reads before it decodes.
+
+A method maps a batch of questions to one `Generation` per question. Register new ones with
+`@register("name")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from latentrl.latent import get_alignment, hierarchical_memory, left_pad, sequential_memory
+from latentrl.latent.memory import Memory
+from latentrl.mas.decode import Decoded, Sampling, decode
+from latentrl.mas.prompts import agent_message, latent_context, render, text_context
+from latentrl.mas.roles import SOLVER, topology
+from latentrl.tasks.answers import strip_think
+
+
+@dataclass
+class MethodConfig:
+    topology: str = field(default="sequential", metadata={"help": "sequential | hierarchical (multi-agent methods)"})
+    latent_steps: int = field(default=0, metadata={"help": "m, latent steps per non-final agent (latent_mas)"})
+    align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
+    align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer lambda"})
+    strip_think: bool = field(default=True, metadata={"help": "text_mas: drop <think> blocks from passed-on text"})
+    sampling: Sampling = field(default_factory=Sampling)
+
+    def __post_init__(self) -> None:
+        topology(self.topology)  # validates the name
+        if self.latent_steps < 0:
+            raise ValueError(f"latent steps must be >= 0, got {self.latent_steps}")
+
+
+@dataclass
+class AgentTrace:
+    role: str
+    output_tokens: int
+    forwards: int
+    latent_steps: int = 0
+    text: str | None = None
+
+
+@dataclass
+class Generation:
+    text: str  # the final agent's answer text
+    agents: list[AgentTrace]
+    memory_length: int | None = None  # latent_mas: real KV columns the final agent read
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(a.output_tokens for a in self.agents)
+
+    @property
+    def forwards(self) -> int:
+        return sum(a.forwards for a in self.agents)
+
+    @property
+    def latent_steps(self) -> int:
+        return sum(a.latent_steps for a in self.agents)
+
+
+@dataclass
+class Runtime:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    eos_ids: list[int]
+    config: MethodConfig
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return self.eos_ids[0] if pad is None else pad  # pad columns are masked: any valid id will do
+
+
+Method = Callable[[Runtime, list[str], str, torch.Generator | None], list[Generation]]
+METHODS: dict[str, Method] = {}
+
+
+def register(name: str) -> Callable[[Method], Method]:
+    def deco(fn: Method) -> Method:
+        METHODS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method '{name}'; choose one of {sorted(METHODS)}")
+    return METHODS[name]
+
+
+def _text(rt: Runtime, d: Decoded) -> str:
+    return rt.tokenizer.decode([t for t in d.tokens if t not in rt.eos_ids], skip_special_tokens=True)
+
+
+def _speak(rt: Runtime, messages: list[str], gen: torch.Generator | None) -> list[tuple[str, Decoded]]:
+    """One text agent turn per message, batched: fresh memory, prefill, decode."""
+    ids, mask = left_pad([render(rt.tokenizer, msg) for msg in messages], rt.pad_id, rt.model.device)
+    memory = Memory.empty(rt.model, len(messages))
+    h = memory.forward_ids(ids, mask)[:, -1]
+    return [(_text(rt, d), d) for d in decode(memory, h, rt.eos_ids, rt.config.sampling, gen)]
+
+
+def _trace(role: str, text: str, d: Decoded, latent: int = 0) -> AgentTrace:
+    return AgentTrace(role, len(d.tokens), 1 + d.forwards, latent, text)
+
+
+@register("single")
+@torch.no_grad()
+def single(
+    rt: Runtime, questions: list[str], answer_format: str, gen: torch.Generator | None = None
+) -> list[Generation]:
+    said = _speak(rt, [agent_message(SOLVER, q, answer_format) for q in questions], gen)
+    return [Generation(text, [_trace(SOLVER.name, text, d)]) for text, d in said]
+
+
+@register("text_mas")
+@torch.no_grad()
+def text_mas(
+    rt: Runtime, questions: list[str], answer_format: str, gen: torch.Generator | None = None
+) -> list[Generation]:
+    roles = topology(rt.config.topology)
+    *workers, final = roles
+    traces: list[list[AgentTrace]] = [[] for _ in questions]
+    passed: list[list[tuple[str, str]]] = [[] for _ in questions]  # what each question's next agents read
+    hierarchical = rt.config.topology == "hierarchical"
+    for role in workers:
+        msgs = [
+            agent_message(role, q, context=None if hierarchical else text_context(p)) for q, p in zip(questions, passed)
+        ]
+        for i, (text, d) in enumerate(_speak(rt, msgs, gen)):
+            traces[i].append(_trace(role.name, text, d))
+            passed[i].append((role.name, strip_think(text) if rt.config.strip_think else text))
+    msgs = [agent_message(final, q, answer_format, text_context(p)) for q, p in zip(questions, passed)]
+    out = []
+    for i, (text, d) in enumerate(_speak(rt, msgs, gen)):
+        out.append(Generation(text, traces[i] + [_trace(final.name, text, d)]))
+    return out
+
+
+@register("latent_mas")
+@torch.no_grad()
+def latent_mas(
+    rt: Runtime, questions: list[str], answer_format: str, gen: torch.Generator | None = None
+) -> list[Generation]:
+    cfg = rt.config
+    *workers, final = topology(cfg.topology)
+    align = get_alignment(rt.model, cfg.align, cfg.align_lambda)
+    hierarchical = cfg.topology == "hierarchical"
+    worker_prompts = []
+    for k, role in enumerate(workers):
+        earlier = [] if hierarchical else [r.name for r in workers[:k]]
+        worker_prompts.append(
+            [render(rt.tokenizer, agent_message(role, q, context=latent_context(earlier))) for q in questions]
+        )
+    final_prompts = [
+        render(rt.tokenizer, agent_message(final, q, answer_format, latent_context([r.name for r in workers])))
+        for q in questions
+    ]
+    m = cfg.latent_steps
+    if hierarchical:
+        lm = hierarchical_memory(rt.model, worker_prompts, final_prompts, m, align, rt.pad_id)
+    else:
+        lm = sequential_memory(rt.model, worker_prompts + [final_prompts], m, align, rt.pad_id)
+    decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen)
+    out = []
+    for i, d in enumerate(decoded):
+        text = _text(rt, d)
+        agents = [AgentTrace(role.name, 0, 1 + m, m) for role in workers]
+        out.append(Generation(text, agents + [_trace(final.name, text, d)], int(lm.memory_length[i])))
+    return out

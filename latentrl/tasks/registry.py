@@ -1,0 +1,50 @@
+"""Tasks: where a benchmark's questions come from, how its answer is asked for, how it is scored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+class DataUnavailable(RuntimeError):
+    """A task's data could not be found; the message names the hub id and the --data-file option."""
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    question: str
+    gold: str
+
+
+@dataclass(frozen=True)
+class Score:
+    strict: str | None  # answer in the requested format (e.g. boxed), or None
+    flexible: str | None  # best-effort answer, or None
+    correct_strict: bool
+    correct: bool  # flexible reading; the headline number
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    hub_id: str
+    answer_format: str  # appended to the final agent's prompt
+    load: Callable[[str, str | None], list[Example]]  # (source, data_file) -> examples
+    score: Callable[[str, str], Score]  # (output text, gold) -> score
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    import latentrl.tasks.gsm8k  # noqa: F401  (registers itself)
+
+    if name not in TASKS:
+        raise ValueError(f"unknown task '{name}'; choose one of {sorted(TASKS)}")
+    return TASKS[name]
