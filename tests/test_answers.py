@@ -22,8 +22,16 @@ def test_last_boxed(text, boxed):
 
 @pytest.mark.parametrize(
     "raw,value",
-    [("1,234", 1234.0), ("$18.00", 18.0), ("18.", 18.0), ("-3.5", -3.5), ("\\frac{3}{4}", 0.75), ("50\\%", 50.0),
-     ("\\text{12} dollars", 12.0), ("none", None)],
+    [
+        ("1,234", 1234.0),
+        ("$18.00", 18.0),
+        ("18.", 18.0),
+        ("-3.5", -3.5),
+        ("\\frac{3}{4}", 0.75),
+        ("50\\%", 50.0),
+        ("\\text{12} dollars", 12.0),
+        ("none", None),
+    ],
 )
 def test_normalize_number(raw, value):
     assert normalize_number(raw) == value

@@ -25,7 +25,9 @@ def test_embedded_model_runs_latent_mas(tmp_path, monkeypatch):
     monkeypatch.setenv("LATENTRL_CACHE", str(tmp_path / "cache"))  # exercises the GGUF conversion too
     from latentrl.eval import EvalConfig, run_eval
 
-    cfg = EvalConfig(limit=2, batch_size=2, latent_steps=2, max_new_tokens=8, data_source="offline", output=str(tmp_path))
+    cfg = EvalConfig(
+        limit=2, batch_size=2, latent_steps=2, max_new_tokens=8, data_source="offline", output=str(tmp_path)
+    )
     s = run_eval(cfg, progress=False)
     assert s["n"] == 2 and s["latent_steps_per_question"] == 6 and s["output_tokens"] > 0
     assert (tmp_path / "cache" / "smollm2-135m" / "config.json").exists()

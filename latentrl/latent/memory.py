@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
 
 from latentrl.latent.align import Alignment
 
@@ -20,6 +21,53 @@ def cache_keyword(decoder: torch.nn.Module) -> str:
     """transformers 5.24 names the cache argument `cache`, earlier 5.x `past_key_values`."""
     params = inspect.signature(decoder.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
+
+
+class GrowingLayer(DynamicLayer):
+    """A DynamicLayer that appends into spare capacity instead of re-concatenating the whole cache.
+
+    HF's DynamicLayer copies all past keys/values on every decode step (torch.cat); at batch 8 and a
+    context of ~800 that was 14 ms of an 89 ms step on the embedded model. Here the buffer doubles
+    when full and `keys`/`values` are views of its filled part.
+    """
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self._k = self._v = None
+            self._n = 0
+        n, t = self._n, key_states.shape[-2]
+        if self._k is None or n + t > self._k.shape[-2]:
+            cap = max(2 * (n + t), 64)
+            k = key_states.new_empty(*key_states.shape[:-2], cap, key_states.shape[-1])
+            v = value_states.new_empty(*value_states.shape[:-2], cap, value_states.shape[-1])
+            if n:
+                k[..., :n, :] = self._k[..., :n, :]
+                v[..., :n, :] = self._v[..., :n, :]
+            self._k, self._v = k, v
+        self._k[..., n : n + t, :] = key_states
+        self._v[..., n : n + t, :] = value_states
+        self._n = n + t
+        self.keys, self.values = self._k[..., : self._n, :], self._v[..., : self._n, :]
+        return self.keys, self.values
+
+    def crop(self, tokens_to_remove: int) -> None:
+        super().crop(tokens_to_remove)
+        if self.is_initialized:
+            self._n = self.keys.shape[-2]
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized and self._k is not None:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[..., : self._n, :], self._v[..., : self._n, :]
+
+
+def new_cache() -> DynamicCache:
+    """An empty DynamicCache; its layers are GrowingLayers unless grad is on (in-place appends break autograd)."""
+    cache = DynamicCache()
+    if not torch.is_grad_enabled():
+        cache.layer_class_to_replicate = GrowingLayer
+    return cache
 
 
 @dataclass
@@ -33,7 +81,7 @@ class Memory:
     model: PreTrainedModel
     mask: torch.Tensor  # (B, L) long, 1 = real column
     next_pos: torch.Tensor  # (B,) long
-    cache: DynamicCache = field(default_factory=DynamicCache)
+    cache: DynamicCache = field(default_factory=new_cache)
     forwards: int = 0  # forward calls made on this memory (batched calls count once)
 
     @classmethod
@@ -106,7 +154,7 @@ def concat_rows(memory: Memory, groups: int) -> Memory:
     then the summarizer reads all of them. Its positions continue after the longest expert branch.
     """
     b = memory.batch // groups
-    cache = DynamicCache()
+    cache = new_cache()
     for i, (k, v) in enumerate(memory.layers()):
         cache.update(_fold(k, b, groups), _fold(v, b, groups), i)
     mask = memory.mask.reshape(b, -1)

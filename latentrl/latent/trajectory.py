@@ -20,7 +20,7 @@ import torch
 from transformers import PreTrainedModel
 
 from latentrl.latent.align import Alignment
-from latentrl.latent.memory import Memory, cache_keyword
+from latentrl.latent.memory import cache_keyword, new_cache
 
 
 def left_pad(
@@ -129,9 +129,9 @@ def recompute(model: PreTrainedModel, traj: Trajectory, align: Alignment, grad: 
     attn = traj.attention().to(dev)
     pos = traj.position_ids.to(dev)
     decoder = model.get_decoder()
-    memory = Memory.empty(model, ids.shape[0])
     parts, start = list(embeds.unbind(1)), 0
     with nullcontext() if grad else torch.no_grad():
+        cache = new_cache()
         for c in cols:
             if c > start:
                 sub = attn[..., start:c, :c] if attn.dim() == 4 else attn[:, :c]
@@ -140,7 +140,7 @@ def recompute(model: PreTrainedModel, traj: Trajectory, align: Alignment, grad: 
                     attention_mask=sub,
                     position_ids=pos[:, start:c],
                     use_cache=True,
-                    **{cache_keyword(decoder): memory.cache},
+                    **{cache_keyword(decoder): cache},
                 )
                 h = out.last_hidden_state[:, -1]
             parts[c] = align(h)

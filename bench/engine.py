@@ -1,0 +1,100 @@
+"""Engine benchmarks on the embedded model, measured side by side in one process.
+
+1. latent step vs decode step at the same context length (both: one forward of one position);
+   steps alternate from the same cached state, the cache cropped back after each, medians reported.
+2. questions/s of latent_mas at batch 8 vs batch 1 on the same questions, outputs compared.
+
+    .venv/bin/python bench/engine.py [--context 256] [--repeats 40] [--questions 16] [--m 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from latentrl.latent import Memory, get_alignment
+from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
+from latentrl.mas.decode import pick
+from latentrl.models import eos_token_ids, load_model
+from latentrl.tasks import get_task
+
+
+def crop(memory: Memory, length: int) -> None:
+    memory.cache.crop(length - memory.mask.shape[1])  # negative: drop that many columns
+    memory.mask = memory.mask[:, :length]
+    memory.next_pos = memory.mask.sum(1)
+
+
+@torch.no_grad()
+def step_times(model, batch: int, context: int, repeats: int) -> tuple[float, float]:
+    """Median seconds of one latent step and one decode step, alternating, same context length."""
+    align = get_alignment(model, "ridge")
+    head = model.get_output_embeddings()
+    memory = Memory.empty(model, batch)
+    ids = torch.randint(100, 1000, (batch, context))
+    h = memory.forward_ids(ids, torch.ones_like(ids))[:, -1]
+    one = torch.ones(batch, 1, dtype=torch.long)
+    latent, decode = [], []
+    for i in range(repeats + 3):
+        for kind in ("latent", "decode") if i % 2 else ("decode", "latent"):
+            t0 = time.perf_counter()
+            if kind == "latent":
+                memory.forward(align(h)[:, None], one)
+            else:
+                nxt = pick(head(h), Sampling(), None)
+                memory.forward_ids(nxt[:, None], one)
+            dt = time.perf_counter() - t0
+            crop(memory, context)
+            if i >= 3:  # warm-up
+                (latent if kind == "latent" else decode).append(dt)
+    return statistics.median(latent), statistics.median(decode)
+
+
+def throughput(lm, questions: list[str], answer_format: str, m: int, batch: int, max_new: int):
+    cfg = MethodConfig(latent_steps=m, sampling=Sampling(max_new_tokens=max_new))
+    rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg)
+    method = get_method("latent_mas")
+    t0 = time.perf_counter()
+    texts = []
+    for s in range(0, len(questions), batch):
+        texts += [g.text for g in method(rt, questions[s : s + batch], answer_format, None)]
+    return len(questions) / (time.perf_counter() - t0), texts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--context", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=40)
+    ap.add_argument("--questions", type=int, default=16)
+    ap.add_argument("--m", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    lm = load_model(device="cpu", dtype="float32")
+    print(f"model: {lm.name}, fp32, {torch.get_num_threads()} threads")
+    print(f"\n1. latent step vs decode step, context {args.context}, median of {args.repeats} alternating pairs")
+    for batch in (1, 8):
+        lat, dec = step_times(lm.model, batch, args.context, args.repeats)
+        print(
+            f"   batch {batch}: latent {lat * 1e3:.2f} ms, decode {dec * 1e3:.2f} ms, latent/decode = {lat / dec:.3f}"
+        )
+    task = get_task("gsm8k")
+    questions = [e.question for e in task.load("offline", None)[: args.questions]]
+    print(
+        f"\n2. latent_mas questions/s, {len(questions)} GSM8K questions, "
+        f"m={args.m}, max_new_tokens={args.max_new_tokens}"
+    )
+    results = {}
+    for batch in (1, 8):
+        results[batch] = throughput(lm, questions, task.answer_format, args.m, batch, args.max_new_tokens)
+        print(f"   batch {batch}: {results[batch][0]:.3f} questions/s")
+    same = sum(a == b for a, b in zip(results[1][1], results[8][1]))
+    print(f"   batch 8 / batch 1 = {results[8][0] / results[1][0]:.2f}x; identical outputs: {same}/{len(questions)}")
+
+
+if __name__ == "__main__":
+    main()
