@@ -5,6 +5,7 @@
 2. questions/s of latent_mas at batch 8 vs batch 1 on the same questions, outputs compared.
 
     .venv/bin/python bench/engine.py [--context 256] [--repeats 40] [--questions 16] [--m 8]
+        [--max-new-tokens 256] [--dtype float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    lm = load_model(device="cpu", dtype="float32")
-    print(f"model: {lm.name}, fp32, {torch.get_num_threads()} threads")
+    lm = load_model(device="cpu", dtype=args.dtype)
+    print(f"model: {lm.name}, {args.dtype}, {torch.get_num_threads()} threads")
     print(f"\n1. latent step vs decode step, context {args.context}, median of {args.repeats} alternating pairs")
     for batch in (1, 8):
         lat, dec = step_times(lm.model, batch, args.context, args.repeats)
@@ -83,7 +85,8 @@ def main() -> None:
             f"   batch {batch}: latent {lat * 1e3:.2f} ms, decode {dec * 1e3:.2f} ms, latent/decode = {lat / dec:.3f}"
         )
     task = get_task("gsm8k")
-    questions = [e.question for e in task.load("offline", None)[: args.questions]]
+    # Sorted by length, as the runner batches them.
+    questions = sorted((e.question for e in task.load("offline", None)[: args.questions]), key=len, reverse=True)
     print(
         f"\n2. latent_mas questions/s, {len(questions)} GSM8K questions, "
         f"m={args.m}, max_new_tokens={args.max_new_tokens}"

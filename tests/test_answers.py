@@ -1,5 +1,6 @@
 import pytest
 
+from latentrl.tasks import Example
 from latentrl.tasks.answers import extract_math, last_boxed, normalize_number, numbers_equal, strip_think
 from latentrl.tasks.gsm8k import gold_of, score
 
@@ -53,9 +54,9 @@ def test_strict_and_flexible_readings():
     assert extract_math("I think \\boxed{1,000}") == ("1,000", "1,000")
     assert extract_math("so the answer is 42.") == (None, "42.")
     assert extract_math("we get 3 then 7") == (None, "7")
-    s = score("so the answer is 42.", "42")
+    s = score("so the answer is 42.", Example("0", "q", "42"))
     assert s.correct and not s.correct_strict and s.strict is None
-    s = score("garbage", "42")
+    s = score("garbage", Example("0", "q", "42"))
     assert not s.correct and s.flexible is None
 
 

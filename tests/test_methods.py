@@ -91,8 +91,10 @@ def test_decode_stops_at_eos_and_drops_finished_rows(model, tok):
     assert [g.output_tokens for g in gens] == [1, 4, 1, 4]
     assert gens[0].text == "" and gens[0].forwards == 1  # the prefill only
     assert calls == [4, 2, 2, 2]  # finished rows left the batch
-    # EOS appears in no decoded text
     assert all(tok.eos_token not in g.text for g in gens)
+    # The rows that went on are exactly what they are when decoded alone.
+    alone = get_method("single")(runtime(model, tok, max_new_tokens=4), [QUESTIONS[1], QUESTIONS[3]], FORMAT, None)
+    assert [g.text for g in alone] == [gens[1].text, gens[3].text]
 
 
 def test_sampling_is_seeded_and_top_p_restricts():

@@ -5,6 +5,7 @@
     DIR/summary.json       accuracy (strict and flexible), tokens, forwards, wall-clock, peak memory
 
 Rerunning the same command skips finished questions, so a killed run loses at most one batch.
+Questions run longest first (batches of similar length pad less); predictions carry their ids.
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     pred_path = out / "predictions.jsonl"
     wanted = {ex.id for ex in examples}
     done = {r["id"]: r for r in read_predictions(pred_path) if r["id"] in wanted}
-    todo = [ex for ex in examples if ex.id not in done]
+    # Longest first, so batches hold similar lengths (less padding) and a memory error shows up at once.
+    todo = sorted((ex for ex in examples if ex.id not in done), key=lambda ex: -len(ex.question))
     if todo:
         lm = load_model(cfg.model, cfg.device, cfg.dtype)
         rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg.method_config())
@@ -177,7 +179,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
                 generations = method(rt, [ex.question for ex in batch], task.answer_format, gen)
                 seconds = (time.perf_counter() - t0) / len(batch)
                 for ex, g in zip(batch, generations):
-                    row = record(task.score(g.text, ex.gold), ex, g, seconds)
+                    row = record(task.score(g.text, ex), ex, g, seconds)
                     done[ex.id] = row
                     fh.write(json.dumps(row) + "\n")
                 fh.flush()

@@ -28,9 +28,9 @@ def load(source: str, data_file: str | None) -> list[Example]:
     return [Example(str(r.get("id", i)), r["question"], gold_of(r)) for i, r in enumerate(rows)]
 
 
-def score(text: str, gold: str) -> Score:
+def score(text: str, example: Example) -> Score:
     strict, flexible = extract_math(text)
-    return Score(strict, flexible, numbers_equal(strict, gold), numbers_equal(flexible, gold))
+    return Score(strict, flexible, numbers_equal(strict, example.gold), numbers_equal(flexible, example.gold))
 
 
 TASK = register(Task("gsm8k", HUB_ID, ANSWER_FORMAT, load, score))

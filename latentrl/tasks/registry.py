@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class DataUnavailable(RuntimeError):
@@ -13,8 +13,9 @@ class DataUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Example:
     id: str
-    question: str
-    gold: str
+    question: str  # the full text the agents see (multiple-choice options included)
+    gold: str  # a number, a letter, or for code tasks the entry point
+    meta: dict = field(default_factory=dict, compare=False)  # task-specific: tests, option order, ...
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class Task:
     hub_id: str
     answer_format: str  # appended to the final agent's prompt
     load: Callable[[str, str | None], list[Example]]  # (source, data_file) -> examples
-    score: Callable[[str, str], Score]  # (output text, gold) -> score
+    score: Callable[[str, Example], Score]  # (output text, example) -> score
+    executes_code: bool = False  # scoring runs generated code (sandboxed, opt-in)
 
 
 TASKS: dict[str, Task] = {}
@@ -42,8 +44,14 @@ def register(task: Task) -> Task:
     return task
 
 
+def all_tasks() -> dict[str, Task]:
+    import latentrl.tasks.catalog  # noqa: F401
+
+    return TASKS
+
+
 def get_task(name: str) -> Task:
-    import latentrl.tasks.gsm8k  # noqa: F401  (registers itself)
+    import latentrl.tasks.catalog  # noqa: F401  (task modules register themselves)
 
     if name not in TASKS:
         raise ValueError(f"unknown task '{name}'; choose one of {sorted(TASKS)}")
