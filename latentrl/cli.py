@@ -1,4 +1,9 @@
-"""`latentrl` command line: `eval` runs one evaluation, `demo` compares the three methods offline."""
+"""`latentrl` command line.
+
+latentrl eval ...     one evaluation, or a grid when an axis gets a comma-separated list
+latentrl report DIR   markdown table of the runs under DIR (seeds aggregated)
+latentrl demo         single / text_mas / latent_mas on GSM8K, offline, embedded model
+"""
 
 from __future__ import annotations
 
@@ -8,31 +13,55 @@ import logging
 import sys
 from pathlib import Path
 
-from latentrl.eval.report import markdown_table
+from latentrl.eval.grid import AXES, expand
+from latentrl.eval.report import find_summaries, group_seeds, markdown_table
 from latentrl.eval.runner import ConfigError, EvalConfig, run_eval
 from latentrl.models import ModelLoadError
 from latentrl.tasks import DataUnavailable
+from latentrl.tracking import TrackingError
 
-_ARG_TYPES = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str}
+_TYPES = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str}
+
+
+def _list_of(kind: type):
+    def parse(text: str) -> list:
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got '{text}'") from err
+
+    return parse
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls: type = EvalConfig) -> None:
-    """One --flag per dataclass field, with the field's help text and default."""
+    """One --flag per dataclass field with its help text; grid axes take comma-separated lists."""
     for f in dataclasses.fields(cls):
-        kind = _ARG_TYPES.get(f.type, str)
-        parser.add_argument(
-            "--" + f.name.replace("_", "-"),
-            type=kind,
-            default=f.default,
-            help=f"{f.metadata.get('help', '')} (default: {f.default})",
-        )
+        flag, helptext = "--" + f.name.replace("_", "-"), f.metadata.get("help", "")
+        if f.type == "bool":
+            parser.add_argument(flag, action="store_true", help=helptext)
+        elif f.name in AXES:
+            kind = _TYPES[f.type]
+            parser.add_argument(flag, type=_list_of(kind), default=None, help=f"{helptext}; a comma-separated list "
+                                f"makes a grid (default: {f.default})")  # fmt: skip
+        else:
+            parser.add_argument(flag, type=_TYPES.get(f.type, str), default=f.default,
+                                help=f"{helptext} (default: {f.default})")  # fmt: skip
 
 
 def _eval(args: argparse.Namespace) -> None:
-    cfg = EvalConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EvalConfig)})
-    summary = run_eval(cfg)
-    print(markdown_table([summary]))
-    print(f"\npredictions and summary in {cfg.output}/")
+    fields = [f.name for f in dataclasses.fields(EvalConfig)]
+    base = EvalConfig(**{k: getattr(args, k) for k in fields if k not in AXES})
+    points = expand(base, {axis: getattr(args, axis) for axis in AXES if getattr(args, axis)})
+    for cfg in points:
+        cfg.validate()  # every point, before any model loads
+    summaries = [s for cfg in points if (s := run_eval(cfg))]
+    if summaries:
+        print(markdown_table(group_seeds(summaries)))
+        print(f"\npredictions and summaries under {base.output}/")
+
+
+def _report(args: argparse.Namespace) -> None:
+    print(markdown_table(group_seeds(find_summaries(args.dirs))))
 
 
 DEMO_METHODS = (("single", 0), ("text_mas", 0), ("latent_mas", None))
@@ -54,15 +83,20 @@ def _demo(args: argparse.Namespace) -> None:
         print(f"== {method}", file=sys.stderr)
         summaries.append(run_eval(cfg))
     print(f"\nGSM8K, first {args.limit} questions, {EvalConfig.model}, greedy, sequential topology:\n")
-    print(markdown_table(summaries))
+    print(markdown_table(group_seeds(summaries)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="latentrl", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="latentrl", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_eval = sub.add_parser("eval", help="evaluate one method on one task (resumable)")
+    p_eval = sub.add_parser("eval", help="evaluate methods on tasks (resumable; lists make a grid)")
     add_config_args(p_eval)
     p_eval.set_defaults(fn=_eval)
+    p_report = sub.add_parser("report", help="markdown table of the runs under one or more directories")
+    p_report.add_argument("dirs", nargs="+")
+    p_report.set_defaults(fn=_report)
     p_demo = sub.add_parser("demo", help="offline comparison of single / text_mas / latent_mas on GSM8K")
     p_demo.add_argument("--limit", type=int, default=8)
     p_demo.add_argument("--latent-steps", type=int, default=8)
@@ -74,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("latentrl").addHandler(logging.StreamHandler())
     try:
         args.fn(args)
-    except (ConfigError, ModelLoadError, DataUnavailable, ValueError) as err:
+    except (ConfigError, ModelLoadError, DataUnavailable, TrackingError, FileNotFoundError, ValueError) as err:
         print(f"latentrl: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""Is the Hugging Face hub reachable? Asked once, quickly, so that offline runs never sit in retries."""
+"""Are remote services reachable? Asked once, quickly, so that offline runs never sit in retries."""
 
 from __future__ import annotations
 
@@ -14,14 +14,17 @@ def offline_requested() -> bool:
     )
 
 
-@functools.cache
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """False when offline mode is set or the endpoint does not accept a TCP connection within `timeout`."""
-    if offline_requested():
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """Does the host of `url` accept a TCP connection within `timeout` seconds?"""
+    parsed = urlparse(url)
     try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+        with socket.create_connection((parsed.hostname, parsed.port or 443), timeout=timeout):
             return True
     except OSError:
         return False
+
+
+@functools.cache
+def hub_reachable() -> bool:
+    """False when offline mode is set or the Hugging Face endpoint does not answer."""
+    return not offline_requested() and reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))

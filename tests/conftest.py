@@ -70,3 +70,24 @@ def tok() -> PreTrainedTokenizerFast:
 @pytest.fixture(params=["llama", "qwen2"], scope="session")
 def model(request, tok):
     return tiny_model(request.param, len(tok))
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> str:
+    """A tiny Llama checkpoint (fp32) with the char tokenizer, on disk, for runs through `load_model`."""
+    d = tmp_path_factory.mktemp("tiny")
+    tok = char_tokenizer()
+    tiny_model("llama", len(tok)).float().save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)
+
+
+@pytest.fixture(scope="session")
+def data_file(tmp_path_factory) -> str:
+    """Seven GSM8K-schema rows."""
+    import json
+
+    p = tmp_path_factory.mktemp("data") / "gsm8k.jsonl"
+    rows = [{"question": f"What is {i} + {i}?", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"} for i in range(7)]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(p)

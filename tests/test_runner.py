@@ -9,23 +9,6 @@ from latentrl.eval import ConfigError, EvalConfig, run_eval
 from tests.conftest import char_tokenizer, tiny_model
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny")
-    tok = char_tokenizer()
-    tiny_model("llama", len(tok)).float().save_pretrained(d)
-    tok.save_pretrained(d)
-    return str(d)
-
-
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory):
-    p = tmp_path_factory.mktemp("data") / "gsm8k.jsonl"
-    rows = [{"question": f"What is {i} + {i}?", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"} for i in range(7)]
-    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(p)
-
-
 def config(model_dir, data_file, out, **kw):
     base = dict(model=model_dir, data_file=data_file, output=str(out), max_new_tokens=6, batch_size=2, latent_steps=2)
     return EvalConfig(**{**base, **kw})

@@ -1,4 +1,4 @@
-"""Evaluation: the resumable runner and its summaries."""
+"""Evaluation: the resumable runner, grids of runs, summaries and reports."""
 
 from latentrl.eval.runner import ConfigError, EvalConfig, run_eval
 

@@ -1,12 +1,19 @@
-"""Markdown tables of run summaries."""
+"""Markdown tables of run summaries; runs of several seeds of one point are aggregated."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from latentrl.eval.stats import aggregate
+
 COLUMNS = (
+    ("task", "task", "{}"),
     ("method", "method", "{}"),
     ("topology", "topology", "{}"),
     ("m", "latent_steps", "{}"),
-    ("n", "n", "{}"),
+    ("seeds", "seeds", "{}"),
+    ("n", "n", "{:g}"),
     ("acc", "accuracy", "{:.3f}"),
     ("acc 95% CI", "accuracy_ci95", "[{:.2f}, {:.2f}]"),
     ("strict acc", "accuracy_strict", "{:.3f}"),
@@ -15,14 +22,29 @@ COLUMNS = (
     ("forwards/q", "forwards", "{:.1f}"),
     ("s/q", "seconds_per_question", "{:.2f}"),
 )
+POINT = ("task", "method", "topology", "latent_steps", "model")
 
 
 def _cell(fmt: str, value) -> str:
     return fmt.format(*value) if isinstance(value, list | tuple) else fmt.format(value)
 
 
+def find_summaries(dirs: list[str]) -> list[dict]:
+    paths = sorted({p for d in dirs for p in Path(d).rglob("summary.json")})
+    if not paths:
+        raise FileNotFoundError(f"no summary.json under {', '.join(dirs)}")
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def group_seeds(summaries: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for s in summaries:
+        groups.setdefault(tuple(s.get(k) for k in POINT), []).append(s)
+    return [aggregate(g) for g in groups.values()]
+
+
 def markdown_table(summaries: list[dict]) -> str:
     head = "| " + " | ".join(c[0] for c in COLUMNS) + " |"
     rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    rows = ["| " + " | ".join(_cell(fmt, s[key]) for _, key, fmt in COLUMNS) + " |" for s in summaries]
+    rows = ["| " + " | ".join(_cell(fmt, s.get(key, 1)) for _, key, fmt in COLUMNS) + " |" for s in summaries]
     return "\n".join([head, rule, *rows])

@@ -1,31 +1,35 @@
 """The evaluation runner: one output directory per run, predictions appended as they are produced.
 
     DIR/config.json        what was run (a changed config refuses to mix into an old directory)
-    DIR/predictions.jsonl  one line per question, flushed and fsynced after every batch
+    DIR/predictions.jsonl  one line per question, fsynced after every batch
     DIR/summary.json       accuracy (strict and flexible), tokens, forwards, wall-clock, peak memory
 
 Rerunning the same command skips finished questions, so a killed run loses at most one batch.
 Questions run longest first (batches of similar length pad less); predictions carry their ids.
+Under `accelerate launch` / `torchrun` each rank takes every WORLD_SIZE-th question and rank 0 merges.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import resource
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from latentrl.eval import store
+from latentrl.eval.stats import summarize
 from latentrl.latent.align import MODES
-from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
+from latentrl.mas import Generation, MethodConfig, Runtime, Sampling, get_method
 from latentrl.models import DEFAULT_MODEL, eos_token_ids, load_model
-from latentrl.tasks import Example, get_task
+from latentrl.tasks import Example, Score, Task, get_task
 from latentrl.tasks.sources import SOURCES
 
 
@@ -53,13 +57,19 @@ class EvalConfig:
     device: str | None = field(default=None, metadata={"help": "cuda / cpu (default: cuda if available)"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
     output: str = field(default="runs/eval", metadata={"help": "output directory"})
+    allow_code_execution: bool = field(
+        default=False, metadata={"help": "run generated code (sandboxed) to score code tasks"}
+    )
+    wandb: bool = field(default=False, metadata={"help": "log to W&B (offline unless logged in)"})
+    wandb_project: str = field(default="latentrl", metadata={"help": "W&B project"})
+    wandb_group: str | None = field(default=None, metadata={"help": "W&B group (a sweep)"})
 
     # Fields that do not change any prediction: a rerun may change them freely.
-    FREE = ("limit", "output", "device")
+    FREE = ("limit", "output", "device", "allow_code_execution", "wandb", "wandb_project", "wandb_group")
 
-    def validate(self) -> None:
-        """Everything checkable before a model or a dataset is loaded."""
-        get_task(self.task)
+    def validate(self) -> Task:
+        """Everything checkable before a model or a dataset is loaded; returns the task."""
+        task = get_task(self.task)
         get_method(self.method)
         if self.align not in MODES:
             raise ConfigError(f"unknown alignment '{self.align}'; choose one of {MODES}")
@@ -69,7 +79,13 @@ class EvalConfig:
             value = getattr(self, name)
             if value is not None and value < low:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+        if task.executes_code and not self.allow_code_execution:
+            raise ConfigError(
+                f"task '{self.task}' scores answers by running generated code; pass --allow-code-execution "
+                "to run it in the sandbox (separate process, resource limits, no network)"
+            )
         self.method_config()
+        return task
 
     def method_config(self) -> MethodConfig:
         try:
@@ -82,7 +98,7 @@ class EvalConfig:
         return {k: v for k, v in asdict(self).items() if k not in self.FREE}
 
 
-def _check_dir(cfg: EvalConfig, out: Path) -> None:
+def _check_dir(cfg: EvalConfig, out: Path, rank: int) -> None:
     path = out / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -91,111 +107,45 @@ def _check_dir(cfg: EvalConfig, out: Path) -> None:
             changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise ConfigError(f"{out} holds a run with another config ({changes}); use a new --output directory")
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(cfg), indent=2))
+    tmp = out / f"config.json.{rank}.tmp"
+    tmp.write_text(json.dumps(asdict(cfg), indent=2))
+    os.replace(tmp, path)
 
 
-def read_predictions(path: Path) -> list[dict]:
-    """Finished predictions; a torn last line (killed mid-write) is dropped from the file."""
-    if not path.exists():
-        return []
-    rows, good = [], 0
-    raw = path.read_bytes()
-    for line in raw.splitlines(keepends=True):
-        try:
-            rows.append(json.loads(line))
-            good += len(line)
-        except json.JSONDecodeError:
-            break
-    if good != len(raw):
-        with open(path, "r+b") as fh:
-            fh.truncate(good)
-    return rows
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+    barrier: Callable[[], None] = lambda: None
+    device: str | None = None
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 0.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def world() -> World:
+    """This process's place under `accelerate launch` / `torchrun` (one process: rank 0 of 1).
+
+    Reads RANK / WORLD_SIZE / LOCAL_RANK as both launchers set them; the barrier is a torch.distributed
+    one (gloo on CPU, nccl on GPU), initialized here if the launcher did not.
+    """
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    import torch.distributed as dist
+
+    cuda = torch.cuda.is_available()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return World(dist.get_rank(), dist.get_world_size(), dist.barrier, f"cuda:{local}" if cuda else "cpu")
 
 
-def summarize(cfg: EvalConfig, rows: list[dict]) -> dict:
-    n = len(rows)
-    mean = lambda key: sum(r[key] for r in rows) / n if n else 0.0  # noqa: E731
-    correct = sum(r["correct"] for r in rows)
-    agents: dict[str, float] = {}
-    for r in rows:
-        for role, k in r["tokens_per_agent"].items():
-            agents[role] = agents.get(role, 0) + k / n
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
-        "task": cfg.task,
-        "method": cfg.method,
-        "topology": cfg.topology,
-        "latent_steps": cfg.latent_steps if cfg.method == "latent_mas" else 0,
-        "model": cfg.model,
-        "n": n,
-        "accuracy": correct / n if n else 0.0,
-        "accuracy_ci95": wilson(correct, n),
-        "accuracy_strict": mean("correct_strict"),
-        "invalid_format_rate": sum(r["pred_strict"] is None for r in rows) / max(n, 1),
-        "output_tokens": mean("output_tokens"),
-        "tokens_per_agent": agents,
-        "forwards": mean("forwards"),
-        "latent_steps_per_question": mean("latent_steps"),
-        "seconds_per_question": mean("seconds"),
-        "wall_clock_s": sum(r["seconds"] for r in rows),
-        "peak_rss_mb": round(peak, 1),
-        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
-    }
-
-
-def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
-    """Run (or resume) one evaluation; returns its summary."""
-    cfg.validate()
-    task = get_task(cfg.task)
-    examples = task.load(cfg.data_source, cfg.data_file)[: cfg.limit]  # fails before the model loads
-    out = Path(cfg.output)
-    _check_dir(cfg, out)
-    pred_path = out / "predictions.jsonl"
-    wanted = {ex.id for ex in examples}
-    done = {r["id"]: r for r in read_predictions(pred_path) if r["id"] in wanted}
-    # Longest first, so batches hold similar lengths (less padding) and a memory error shows up at once.
-    todo = sorted((ex for ex in examples if ex.id not in done), key=lambda ex: -len(ex.question))
-    if todo:
-        lm = load_model(cfg.model, cfg.device, cfg.dtype)
-        rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg.method_config())
-        method = get_method(cfg.method)
-        bar = tqdm(
-            total=len(examples), initial=len(done), desc=f"{cfg.method} m={cfg.latent_steps}", disable=not progress
-        )
-        with open(pred_path, "a", encoding="utf-8") as fh:
-            for start in range(0, len(todo), cfg.batch_size):
-                batch = todo[start : start + cfg.batch_size]
-                gen = torch.Generator(lm.device).manual_seed(cfg.seed * 1_000_003 + start)
-                t0 = time.perf_counter()
-                generations = method(rt, [ex.question for ex in batch], task.answer_format, gen)
-                seconds = (time.perf_counter() - t0) / len(batch)
-                for ex, g in zip(batch, generations):
-                    row = record(task.score(g.text, ex), ex, g, seconds)
-                    done[ex.id] = row
-                    fh.write(json.dumps(row) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-                bar.update(len(batch))
-        bar.close()
-    summary = summarize(cfg, [done[ex.id] for ex in examples])
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def record(score, ex: Example, g, seconds: float) -> dict:
+def record(score: Score, ex: Example, g: Generation, seconds: float) -> dict:
     return {
         "id": ex.id,
         "question": ex.question,
         "gold": ex.gold,
+        "options": ex.meta.get("options"),
         "text": g.text,
         "pred": score.flexible,
         "pred_strict": score.strict,
@@ -209,3 +159,68 @@ def record(score, ex: Example, g, seconds: float) -> dict:
         "seconds": seconds,
         "agents": [dataclasses.asdict(a) for a in g.agents],
     }
+
+
+def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: World, progress: bool) -> None:
+    """Run the method on `todo` in batches, score, and append each batch to `path`."""
+    lm = load_model(cfg.model, cfg.device or w.device, cfg.dtype)
+    rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg.method_config())
+    method = get_method(cfg.method)
+    desc = f"{cfg.task} {cfg.method} m={cfg.latent_steps}" + (f" rank {w.rank}" if w.size > 1 else "")
+    scorers = ThreadPoolExecutor(os.cpu_count() or 1) if task.executes_code else None  # sandboxed processes
+    with open(path, "a", encoding="utf-8") as fh, tqdm(total=len(todo), desc=desc, disable=not progress) as bar:
+        for start in range(0, len(todo), cfg.batch_size):
+            batch = todo[start : start + cfg.batch_size]
+            gen = torch.Generator(lm.device).manual_seed(cfg.seed * 1_000_003 + start)
+            t0 = time.perf_counter()
+            generations = method(rt, [ex.question for ex in batch], task.answer_format, gen)
+            seconds = (time.perf_counter() - t0) / len(batch)
+            texts = [g.text for g in generations]
+            scores = list(scorers.map(task.score, texts, batch) if scorers else map(task.score, texts, batch))
+            store.append(fh, [record(s, ex, g, seconds) for s, ex, g in zip(scores, batch, generations)])
+            bar.update(len(batch))
+    if scorers:
+        scorers.shutdown()
+
+
+def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
+    """Run (or resume) one evaluation; returns its summary (on rank 0; other ranks return {})."""
+    task = cfg.validate()
+    examples = task.load(cfg.data_source, cfg.data_file)[: cfg.limit]  # fails before the model loads
+    if task.executes_code:
+        from latentrl.tasks.sandbox import enable_code_execution
+
+        enable_code_execution()
+    w = world()
+    out = Path(cfg.output)
+    _check_dir(cfg, out, w.rank)
+    own = store.shard_name(w.rank, w.size)
+    done = store.read_all(out, own=own)
+    mine = [ex for i, ex in enumerate(examples) if i % w.size == w.rank and ex.id not in done]
+    # Longest first, so batches hold similar lengths (less padding) and a memory error shows up at once.
+    mine.sort(key=lambda ex: -len(ex.question))
+    if mine:
+        _generate(cfg, task, mine, out / own, w, progress)
+    w.barrier()
+    if w.rank != 0:
+        return {}
+    rows = store.merge(out, [ex.id for ex in examples]) if w.size > 1 else list(store.read_all(out).values())
+    wanted = {ex.id for ex in examples}
+    rows = [r for r in rows if r["id"] in wanted]
+    summary = {
+        "task": cfg.task,
+        "method": cfg.method,
+        "topology": "-" if cfg.method == "single" else cfg.topology,
+        "latent_steps": cfg.latent_steps if cfg.method == "latent_mas" else 0,
+        "seed": cfg.seed,
+        "model": cfg.model,
+        **summarize(rows),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if cfg.wandb:
+        from latentrl.tracking import log_eval
+
+        summary["wandb_mode"] = log_eval(out, cfg.wandb_project, cfg.wandb_group, asdict(cfg), summary, rows)
+    return summary

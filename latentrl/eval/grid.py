@@ -1,0 +1,43 @@
+"""Grids of evaluations: tasks x methods x topologies x latent steps x seeds, one directory per point."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+from latentrl.eval.runner import EvalConfig
+
+AXES = ("task", "method", "topology", "latent_steps", "seed")
+
+
+def normalized(cfg: EvalConfig) -> EvalConfig:
+    """Drop axes a method ignores (single: topology and m; text_mas: m), so equal runs get equal configs."""
+    if cfg.method == "single":
+        return dataclasses.replace(cfg, topology="sequential", latent_steps=0)
+    if cfg.method == "text_mas":
+        return dataclasses.replace(cfg, latent_steps=0)
+    return cfg
+
+
+def point_dir(cfg: EvalConfig) -> str:
+    name = cfg.method
+    if cfg.method != "single":
+        name += f"-{cfg.topology}"
+    if cfg.method == "latent_mas":
+        name += f"-m{cfg.latent_steps}"
+    return f"{cfg.task}/{name}-s{cfg.seed}"
+
+
+def expand(base: EvalConfig, values: dict[str, list]) -> list[EvalConfig]:
+    """Every distinct point of the grid; with one point its output is `base.output` itself."""
+    unknown = set(values) - set(AXES)
+    if unknown:
+        raise ValueError(f"not grid axes: {sorted(unknown)}; axes are {AXES}")
+    points: dict[tuple, EvalConfig] = {}
+    for combo in itertools.product(*(values.get(axis) or [getattr(base, axis)] for axis in AXES)):
+        cfg = normalized(dataclasses.replace(base, **dict(zip(AXES, combo))))
+        points.setdefault(tuple(getattr(cfg, a) for a in AXES), cfg)
+    if len(points) == 1:
+        return list(points.values())
+    return [dataclasses.replace(c, output=str(Path(base.output) / point_dir(c))) for c in points.values()]

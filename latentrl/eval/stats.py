@@ -1,0 +1,76 @@
+"""Summaries of predictions: accuracy with 95% intervals, cost per question, aggregation over seeds."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+# Two-sided 97.5% quantiles of Student's t; between listed df the next lower df is used (conservative).
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}  # fmt: skip
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of k successes in n trials (sensible at small n and at 0 or n)."""
+    if n == 0:
+        return (0.0, 0.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def t_quantile(df: int) -> float:
+    return _T975[max(d for d in _T975 if d <= df)] if df < 120 else 1.96
+
+
+def seed_interval(values: list[float]) -> tuple[float, float]:
+    """95% t-interval of the mean over seeds (one value per seed)."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (0.0, 0.0)
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    half = t_quantile(len(values) - 1) * sd / math.sqrt(len(values))
+    return (max(0.0, mean - half), min(1.0, mean + half))
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per-question means and totals; keys are the ones reports and dashboards read."""
+    n = len(rows)
+
+    def mean(key: str) -> float:
+        return sum(r[key] for r in rows) / n if n else 0.0
+
+    correct = sum(r["correct"] for r in rows)
+    agents: dict[str, int] = {}
+    for r in rows:
+        for role, k in r["tokens_per_agent"].items():
+            agents[role] = agents.get(role, 0) + k
+    return {
+        "n": n,
+        "accuracy": correct / n if n else 0.0,
+        "accuracy_ci95": wilson(correct, n),
+        "accuracy_strict": mean("correct_strict"),
+        "invalid_format_rate": sum(r["pred_strict"] is None for r in rows) / n if n else 0.0,
+        "output_tokens": mean("output_tokens"),
+        "output_tokens_total": sum(r["output_tokens"] for r in rows),
+        "tokens_per_agent": {role: k / n for role, k in agents.items()},
+        "tokens_per_agent_total": agents,
+        "forwards": mean("forwards"),
+        "latent_steps_per_question": mean("latent_steps"),
+        "seconds_per_question": mean("seconds"),
+        "wall_clock_s": sum(r["seconds"] for r in rows),
+    }
+
+
+def aggregate(summaries: list[dict]) -> dict:
+    """One row from the runs of several seeds of the same point: means, and the interval across seeds."""
+    first = summaries[0]
+    if len(summaries) == 1:
+        return {**first, "seeds": 1}
+    acc = [s["accuracy"] for s in summaries]
+    out = {k: first[k] for k in ("task", "method", "topology", "latent_steps", "model")}
+    for key in ("n", "accuracy_strict", "invalid_format_rate", "output_tokens", "forwards", "seconds_per_question"):
+        out[key] = statistics.fmean(s[key] for s in summaries)
+    out.update(seeds=len(summaries), accuracy=statistics.fmean(acc), accuracy_ci95=seed_interval(acc))
+    out["accuracy_sd"] = statistics.stdev(acc)
+    return out

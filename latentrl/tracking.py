@@ -1,0 +1,58 @@
+"""Weights & Biases logging that never blocks: offline unless logged in and the server answers.
+
+Offline runs land in `<run dir>/wandb/` and can be uploaded later with `wandb sync`.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+from latentrl.hub import reachable
+
+
+class TrackingError(RuntimeError):
+    """W&B was asked for but cannot be used."""
+
+
+def _logged_in() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode() -> str:
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    online = _logged_in() and reachable(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    return "online" if online else "offline"
+
+
+def start_run(out: Path, project: str, group: str | None, name: str, config: dict[str, Any]):
+    try:
+        import wandb
+    except ImportError as err:
+        raise TrackingError("--wandb needs the wandb package: pip install 'latentrl[dev]' (or wandb==0.31.0)") from err
+    return wandb.init(
+        project=project, group=group, name=name, config=config, dir=str(out), mode=wandb_mode(),
+        settings=wandb.Settings(silent=True, init_timeout=60),
+    )  # fmt: skip
+
+
+def log_eval(out: Path, project: str, group: str | None, config: dict, summary: dict, rows: list[dict]) -> str:
+    """One W&B run per evaluation: config, summary metrics, a per-question table. Returns the mode used."""
+    import wandb
+
+    name = out.name
+    run = start_run(out, project, group, name, config)
+    run.summary.update({k: v for k, v in summary.items() if isinstance(v, int | float | str)})
+    columns = ["id", "correct", "correct_strict", "pred", "gold", "output_tokens", "forwards", "latent_steps", "text"]
+    run.log({"predictions": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
+    mode = run.settings.mode
+    run.finish()
+    return mode

@@ -1,0 +1,138 @@
+"""Grids, seeds, reports, W&B offline, data parallelism and a real kill -9 mid-run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from latentrl.cli import main
+from latentrl.eval import ConfigError, EvalConfig, run_eval
+from latentrl.eval.grid import expand
+from latentrl.eval.stats import aggregate, seed_interval, wilson
+from latentrl.tasks import Example, Score, Task
+from latentrl.tasks.registry import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ids_in(out: Path) -> list[str]:
+    return [json.loads(x)["id"] for x in (out / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_wilson_and_seed_intervals():
+    lo, hi = wilson(8, 10)
+    assert (round(lo, 3), round(hi, 3)) == (0.490, 0.943)  # textbook values for 8/10
+    assert wilson(0, 5)[0] == 0.0 and wilson(5, 5)[1] == 1.0
+    lo, hi = seed_interval([0.5, 0.6, 0.7])
+    assert lo < 0.6 < hi and round(hi - 0.6, 3) == round(4.303 * 0.1 / 3**0.5, 3)
+
+
+def test_aggregate_averages_seeds():
+    runs = [{"task": "t", "method": "m", "topology": "s", "latent_steps": 2, "model": "x", "n": 10, "accuracy": a,
+             "accuracy_strict": a, "invalid_format_rate": 0.0, "output_tokens": 5.0, "forwards": 7.0,
+             "seconds_per_question": 1.0} for a in (0.2, 0.4)]  # fmt: skip
+    agg = aggregate(runs)
+    assert agg["seeds"] == 2 and agg["accuracy"] == pytest.approx(0.3) and agg["accuracy_ci95"][0] < 0.2
+
+
+def test_grid_expansion_dedupes_axes_a_method_ignores(tmp_path):
+    base = EvalConfig(output=str(tmp_path))
+    points = expand(base, {"method": ["single", "text_mas", "latent_mas"], "latent_steps": [0, 4], "seed": [0, 1]})
+    names = sorted(str(Path(p.output).relative_to(tmp_path)) for p in points)
+    assert names == sorted(
+        [f"gsm8k/single-s{s}" for s in (0, 1)]
+        + [f"gsm8k/text_mas-sequential-s{s}" for s in (0, 1)]
+        + [f"gsm8k/latent_mas-sequential-m{m}-s{s}" for m in (0, 4) for s in (0, 1)]
+    )
+    assert expand(base, {"method": ["single"]})[0].output == str(tmp_path)  # one point: the directory itself
+    with pytest.raises(ValueError, match="not grid axes"):
+        expand(base, {"model": ["a"]})
+
+
+def test_cli_grid_with_seeds_and_report(model_dir, data_file, tmp_path, capsys):
+    args = ["eval", "--model", model_dir, "--data-file", data_file, "--output", str(tmp_path), "--limit", "3",
+            "--max-new-tokens", "4", "--temperature", "1.0", "--method", "single,latent_mas", "--latent-steps", "0,2",
+            "--seed", "0,1"]  # fmt: skip
+    assert main(args) == 0
+    summaries = sorted(tmp_path.rglob("summary.json"))
+    assert len(summaries) == 6  # single x 2 seeds, latent_mas x m in {0, 2} x 2 seeds
+    capsys.readouterr()
+    assert main(["report", str(tmp_path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 + 3 and all("| 2 |" in row for row in table[2:])  # 3 points, 2 seeds each
+    # The table's accuracy is the mean over the seeds' predictions.
+    row = next(r for r in table if "| latent_mas |" in r and "| 2 | 2 |" in r)
+    accs = []
+    for s in (0, 1):
+        rows = [json.loads(x) for x in (tmp_path / f"gsm8k/latent_mas-sequential-m2-s{s}/predictions.jsonl").open()]
+        accs.append(sum(r["correct"] for r in rows) / len(rows))
+    assert f"| {sum(accs) / 2:.3f} |" in row
+
+
+def test_code_tasks_refuse_to_run_without_the_opt_in(tmp_path, data_file):
+    TASKS["fake_code"] = Task("fake_code", "x/y", "fmt", lambda s, f: [Example("0", "q", "g")],
+                              lambda t, e: Score(None, None, False, False), executes_code=True)  # fmt: skip
+    try:
+        with pytest.raises(ConfigError, match="--allow-code-execution"):
+            run_eval(EvalConfig(task="fake_code", output=str(tmp_path)))
+    finally:
+        del TASKS["fake_code"]
+
+
+def test_wandb_logs_offline_without_blocking(model_dir, data_file, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    for var in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    cfg = EvalConfig(model=model_dir, data_file=data_file, output=str(tmp_path / "run"), limit=2, max_new_tokens=3,
+                     wandb=True, wandb_group="test")  # fmt: skip
+    t0 = time.time()
+    summary = run_eval(cfg, progress=False)
+    assert summary["wandb_mode"] == "offline" and time.time() - t0 < 60
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+def _eval_cmd(model_dir, data_file, out, *extra):
+    return ["-m", "latentrl.cli", "eval", "--model", model_dir, "--data-file", data_file, "--output", str(out),
+            "--latent-steps", "2", *extra]  # fmt: skip
+
+
+def test_kill_9_mid_run_then_rerun_completes_each_question_once(model_dir, data_file, tmp_path):
+    cmd = [sys.executable, *_eval_cmd(model_dir, data_file, tmp_path, "--batch-size", "1", "--max-new-tokens", "300")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pred = tmp_path / "predictions.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not pred.exists() or len(pred.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(pred.read_text().splitlines())
+    assert 2 <= killed_at < 7, "the kill should land mid-run"
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    ids = ids_in(tmp_path)
+    assert sorted(ids) == [str(i) for i in range(7)]  # every question exactly once
+
+
+def test_two_ranks_shard_and_merge(model_dir, data_file, tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", *_eval_cmd(model_dir, data_file,
+           tmp_path, "--max-new-tokens", "3", "--device", "cpu")]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(ids_in(tmp_path)) == [str(i) for i in range(7)]
+    assert not list(tmp_path.glob("predictions.rank*.jsonl"))  # shards merged away
+    assert json.loads((tmp_path / "summary.json").read_text())["n"] == 7
+    # Sharding must not change answers: a single-process run gives the same texts.
+    single = tmp_path / "single"
+    run_eval(EvalConfig(model=model_dir, data_file=data_file, output=str(single), latent_steps=2, max_new_tokens=3),
+             progress=False)  # fmt: skip
+    text = lambda d: {json.loads(x)["id"]: json.loads(x)["text"] for x in (d / "predictions.jsonl").open()}  # noqa: E731
+    assert text(tmp_path) == text(single)
