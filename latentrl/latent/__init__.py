@@ -2,8 +2,15 @@
 
 from latentrl.latent.align import MODES, Alignment, get_alignment
 from latentrl.latent.memory import Memory, concat_rows, latent_steps
-from latentrl.latent.topology import LatentMemory, hierarchical_memory, sequential_memory
-from latentrl.latent.trajectory import Trajectory, hierarchical_trajectory, left_pad, recompute, sequential_trajectory
+from latentrl.latent.topology import LatentMemory, build_memory, hierarchical_memory, sequential_memory
+from latentrl.latent.trajectory import (
+    Trajectory,
+    build_trajectory,
+    hierarchical_trajectory,
+    left_pad,
+    recompute,
+    sequential_trajectory,
+)
 
 __all__ = [
     "MODES",
@@ -11,6 +18,8 @@ __all__ = [
     "LatentMemory",
     "Memory",
     "Trajectory",
+    "build_memory",
+    "build_trajectory",
     "concat_rows",
     "get_alignment",
     "hierarchical_memory",

@@ -65,3 +65,18 @@ def hierarchical_memory(
     length = memory.real_length()
     h = _prefill(memory, final_prompts, pad_id)
     return LatentMemory(memory, h, list(lat.unbind(1)), length)
+
+
+def build_memory(
+    model: PreTrainedModel,
+    topology: str,
+    worker_prompts: list[list[list[int]]],
+    final_prompts: list[list[int]],
+    m: int,
+    align: Alignment,
+    pad_id: int,
+) -> LatentMemory:
+    """The memory of either topology; worker_prompts[agent][question]."""
+    if topology == "hierarchical":
+        return hierarchical_memory(model, worker_prompts, final_prompts, m, align, pad_id)
+    return sequential_memory(model, [*worker_prompts, final_prompts], m, align, pad_id)

@@ -110,6 +110,20 @@ def hierarchical_trajectory(
     )
 
 
+def build_trajectory(
+    topology: str,
+    worker_prompts: list[list[list[int]]],
+    final_prompts: list[list[int]],
+    m: int,
+    pad_id: int,
+    latent_id: int,
+) -> Trajectory:
+    """The row layout of either topology, matching `build_memory` column for column."""
+    if topology == "hierarchical":
+        return hierarchical_trajectory(worker_prompts, final_prompts, m, pad_id, latent_id)
+    return sequential_trajectory([*worker_prompts, final_prompts], m, pad_id, latent_id)
+
+
 def recompute(model: PreTrainedModel, traj: Trajectory, align: Alignment, grad: bool = False) -> torch.Tensor:
     """(B, P, d) input embeddings of the trajectory with every latent column filled by the recurrence.
 

@@ -6,7 +6,7 @@ make the others pay. Rows never interact, so greedy output does not depend on th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -33,6 +33,7 @@ class Sampling:
 class Decoded:
     tokens: list[int]  # generated ids, EOS included when reached
     forwards: int  # decode forwards this row took part in (the prefill is counted by the caller)
+    logprobs: list[float] = field(default_factory=list)  # if asked: log p(token) at the sampling temperature
 
 
 def pick(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> torch.Tensor:
@@ -54,17 +55,27 @@ def decode(
     eos_ids: list[int],
     sampling: Sampling,
     generator: torch.Generator | None = None,
+    logprobs: bool = False,
 ) -> list[Decoded]:
-    """Generate from (B, d) last hidden states on `memory` (consumed: finished rows are dropped)."""
+    """Generate from (B, d) last hidden states on `memory` (consumed: finished rows are dropped).
+
+    With `logprobs`, each token's log-probability under the full distribution at the sampling
+    temperature (1 for greedy) is recorded: what an RL trainer recomputes for its ratios.
+    """
     head = memory.model.get_output_embeddings()
     n = memory.batch
     out = [Decoded([], 0) for _ in range(n)]
     alive = torch.arange(n, device=h_last.device)  # original row of each batch row
     eos = torch.tensor(eos_ids, device=h_last.device)
     for step in range(sampling.max_new_tokens):
-        nxt = pick(head(h_last), sampling, generator)
+        logits = head(h_last)
+        nxt = pick(logits, sampling, generator)
         for row, tok in zip(alive.tolist(), nxt.tolist()):
             out[row].tokens.append(tok)
+        if logprobs:
+            lp = torch.log_softmax(logits.float() / (sampling.temperature or 1.0), -1).gather(1, nxt[:, None])
+            for row, value in zip(alive.tolist(), lp.squeeze(1).tolist()):
+                out[row].logprobs.append(value)
         keep = ~torch.isin(nxt, eos)
         if step == sampling.max_new_tokens - 1 or not bool(keep.any()):
             break

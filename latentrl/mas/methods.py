@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from latentrl.latent import get_alignment, hierarchical_memory, left_pad, sequential_memory
+from latentrl.latent import build_memory, get_alignment, left_pad
 from latentrl.latent.memory import Memory
 from latentrl.mas.decode import Decoded, Sampling, decode
-from latentrl.mas.prompts import agent_message, latent_context, render, text_context
+from latentrl.mas.prompts import agent_message, latent_prompts, render, text_context
 from latentrl.mas.roles import SOLVER, topology
 from latentrl.tasks.answers import strip_think
 
@@ -157,24 +157,11 @@ def latent_mas(
     cfg = rt.config
     *workers, final = topology(cfg.topology)
     align = get_alignment(rt.model, cfg.align, cfg.align_lambda)
-    hierarchical = cfg.topology == "hierarchical"
-    worker_prompts = []
-    for k, role in enumerate(workers):
-        earlier = [] if hierarchical else [r.name for r in workers[:k]]
-        worker_prompts.append(
-            [render(rt.tokenizer, agent_message(role, q, context=latent_context(earlier))) for q in questions]
-        )
-    final_prompts = [
-        render(rt.tokenizer, agent_message(final, q, answer_format, latent_context([r.name for r in workers])))
-        for q in questions
-    ]
-    m = cfg.latent_steps
-    if hierarchical:
-        lm = hierarchical_memory(rt.model, worker_prompts, final_prompts, m, align, rt.pad_id)
-    else:
-        lm = sequential_memory(rt.model, worker_prompts + [final_prompts], m, align, rt.pad_id)
+    worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format)
+    lm = build_memory(rt.model, cfg.topology, worker_prompts, final_prompts, cfg.latent_steps, align, rt.pad_id)
     decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen)
     out = []
+    m = cfg.latent_steps
     for i, d in enumerate(decoded):
         text = _text(rt, d)
         agents = [AgentTrace(role.name, 0, 1 + m, m) for role in workers]

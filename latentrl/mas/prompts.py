@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import PreTrainedTokenizerBase
 
-from latentrl.mas.roles import Role
+from latentrl.mas.roles import Role, topology
 
 
 def agent_message(role: Role, question: str, answer_format: str | None = None, context: str | None = None) -> str:
@@ -40,3 +40,20 @@ def render(tokenizer: PreTrainedTokenizerBase, message: str) -> list[int]:
         [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=True, return_dict=False
     )
     return list(ids)
+
+
+def latent_prompts(
+    tokenizer: PreTrainedTokenizerBase, topology_name: str, questions: list[str], answer_format: str
+) -> tuple[list[list[list[int]]], list[list[int]]]:
+    """LatentMAS prompt ids: workers[agent][question] and final[question]; shared by inference and training."""
+    *workers, final = topology(topology_name)
+    hierarchical = topology_name == "hierarchical"
+    worker_prompts = []
+    for k, role in enumerate(workers):
+        earlier = [] if hierarchical else [r.name for r in workers[:k]]
+        worker_prompts.append(
+            [render(tokenizer, agent_message(role, q, context=latent_context(earlier))) for q in questions]
+        )
+    note = latent_context([r.name for r in workers])
+    final_prompts = [render(tokenizer, agent_message(final, q, answer_format, note)) for q in questions]
+    return worker_prompts, final_prompts
