@@ -1,0 +1,1 @@
+"""GRPO on latent rollouts: config, rollout + trainer (TRL subclass), rewards, training data."""

@@ -1,0 +1,58 @@
+"""GRPO on latent rollouts: the recipe's configuration (TRL's GRPOConfig plus the latent and data fields).
+
+Everything here is checked in `__post_init__`, so a bad recipe fails before any model loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import GRPOConfig
+
+from latentrl.latent.align import MODES
+from latentrl.mas.roles import TOPOLOGIES
+from latentrl.models import DEFAULT_MODEL
+
+GRAD_MODES = ("none", "full")
+TRAIN_DATA = ("auto", "hub", "arithmetic", "file")
+
+
+@dataclass
+class LatentGRPOConfig(GRPOConfig):
+    model_name: str = field(default=DEFAULT_MODEL, metadata={"help": "hub id, local path or embedded:<name>"})
+    task: str = field(default="gsm8k", metadata={"help": "task whose answer format and scorer define the reward"})
+    train_data: str = field(
+        default="auto", metadata={"help": "auto | hub | arithmetic | file: GSM8K train, or generated arithmetic"}
+    )
+    data_file: str | None = field(default=None, metadata={"help": "JSON/JSONL rows with question and answer"})
+    train_size: int = field(default=256, metadata={"help": "generated problems (train_data=arithmetic)"})
+    latent_steps: int = field(default=4, metadata={"help": "m, latent steps per non-final agent"})
+    topology: str = field(default="sequential", metadata={"help": "sequential | hierarchical"})
+    grad_mode: str = field(
+        default="none", metadata={"help": "none: latents recomputed without grad; full: backprop through them"}
+    )
+    align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
+    align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer"})
+    format_reward: float = field(default=0.0, metadata={"help": "weight of the answer-format reward (0 = off)"})
+    use_lora: bool = field(default=True, metadata={"help": "train LoRA adapters (the KL reference = adapters off)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_targets: str = field(default="q_proj,k_proj,v_proj,o_proj", metadata={"help": "comma-separated modules"})
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.latent_steps < 0:
+            problems.append(f"latent_steps must be >= 0, got {self.latent_steps}")
+        if self.topology not in TOPOLOGIES:
+            problems.append(f"topology must be one of {sorted(TOPOLOGIES)}, got '{self.topology}'")
+        if self.grad_mode not in GRAD_MODES:
+            problems.append(f"grad_mode must be one of {GRAD_MODES}, got '{self.grad_mode}'")
+        if self.align not in MODES:
+            problems.append(f"align must be one of {MODES}, got '{self.align}'")
+        if self.train_data not in TRAIN_DATA:
+            problems.append(f"train_data must be one of {TRAIN_DATA}, got '{self.train_data}'")
+        if self.train_data == "file" and not self.data_file:
+            problems.append("train_data=file needs data_file")
+        if problems:
+            raise ValueError("bad GRPO recipe: " + "; ".join(problems))
+        super().__post_init__()  # TRL's own checks: batch / num_generations compatibility, ...
