@@ -14,6 +14,10 @@ import os
 import sys
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL; pinned and tested
+# DeepSpeed JIT-compiles an op on its first CPU run (about a minute); keep the build inside the project.
+os.environ.setdefault(
+    "TORCH_EXTENSIONS_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "torch_extensions")
+)
 
 from peft import LoraConfig  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402

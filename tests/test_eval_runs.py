@@ -136,3 +136,21 @@ def test_two_ranks_shard_and_merge(model_dir, data_file, tmp_path):
              progress=False)  # fmt: skip
     text = lambda d: {json.loads(x)["id"]: json.loads(x)["text"] for x in (d / "predictions.jsonl").open()}  # noqa: E731
     assert text(tmp_path) == text(single)
+
+
+ALL_TASKS = ["gsm8k", "aime2024", "aime2025", "gpqa_diamond", "arc_easy", "arc_challenge", "medqa", "mbpp_plus",
+             "humaneval_plus", "math500"]  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ALL_TASKS)
+def test_every_task_runs_end_to_end(task, model_dir, tmp_path):
+    from latentrl.tasks.registry import all_tasks
+
+    assert set(ALL_TASKS) <= set(all_tasks())
+    fixture = ROOT / "tests" / "fixtures" / f"{task}.jsonl"
+    cfg = EvalConfig(model=model_dir, task=task, data_file=str(fixture), output=str(tmp_path), limit=3,
+                     max_new_tokens=4, latent_steps=1, allow_code_execution=True)  # fmt: skip
+    summary = run_eval(cfg, progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "predictions.jsonl").open()]
+    assert summary["n"] == len(rows) == min(3, len(fixture.read_text().splitlines()))
+    assert summary["accuracy"] == sum(r["correct"] for r in rows) / len(rows)

@@ -61,3 +61,11 @@ def test_two_ranks_with_torchrun(model_dir, tmp_path):
                   launcher=("torchrun", "--nproc_per_node", "2", "--master_port", "29531"))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert steps_logged(tmp_path) == [1]
+
+
+@pytest.mark.parametrize("zero", ["zero2_cpu", "zero3_cpu"])
+def test_deepspeed_zero_on_cpu(model_dir, tmp_path, zero):
+    launcher = ("accelerate", "launch", "--config_file", f"recipes/accelerate/{zero}.yaml")
+    done = recipe(model_dir, tmp_path, "--max_steps", "2", "--save_steps", "2", launcher=launcher)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert steps_logged(tmp_path) == [1, 2]

