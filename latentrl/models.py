@@ -90,8 +90,13 @@ def default_dtype(device: torch.device) -> torch.dtype:
 _DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: str = "auto") -> LoadedModel:
+def load_model(
+    name: str = DEFAULT_MODEL, device: str | None = None, dtype: str = "auto", adapter: str | None = None
+) -> LoadedModel:
     """Load a causal LM and its tokenizer by hub id, local path or `embedded:` name.
+
+    `adapter`: a PEFT (LoRA) adapter directory, e.g. saved by recipes/grpo.py; it is merged into the
+    weights, so the latent engine sees a plain model.
 
     Raises ModelLoadError with a fix when the model is unknown, unreachable or has no chat template.
     """
@@ -116,7 +121,19 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
             f"can reach, or the offline default '{DEFAULT_MODEL}'. Cause: {str(err).splitlines()[0]}"
         ) from err
     check_chat_template(tokenizer, name)
+    if adapter:
+        model = merge_adapter(model, adapter)
     return LoadedModel(model.to(dev).eval(), tokenizer, name)
+
+
+def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise ModelLoadError(f"no PEFT adapter at '{adapter}' (adapter_config.json missing)")
+    try:
+        from peft import PeftModel
+    except ImportError as err:
+        raise ModelLoadError("--adapter needs peft: pip install 'latentrl[train]'") from err
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
 
 
 def check_chat_template(tokenizer: PreTrainedTokenizerBase, name: str = "the model") -> None:

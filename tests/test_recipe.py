@@ -26,11 +26,37 @@ def steps_logged(out: Path) -> list[int]:
     return [h["step"] for h in state["log_history"] if "loss" in h]
 
 
-def test_accelerate_launch_trains_and_saves(model_dir, tmp_path):
+def test_accelerate_launch_trains_and_saves_an_adapter_that_eval_loads(model_dir, tmp_path, data_file):
     done = recipe(model_dir, tmp_path, "--max_steps", "2", "--save_steps", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "adapter_model.safetensors").exists()  # LoRA adapters saved
     assert steps_logged(tmp_path) == [1, 2]
+    # `latentrl eval --adapter` runs the trained policy with the same runner as the baselines.
+    from latentrl.eval import EvalConfig, run_eval
+
+    base = dict(model=model_dir, data_file=data_file, limit=3, max_new_tokens=8, latent_steps=2)
+    trained = run_eval(EvalConfig(**base, adapter=str(tmp_path), output=str(tmp_path / "eval")), progress=False)
+    assert trained["adapter"] == str(tmp_path) and trained["n"] == 3
+
+
+def test_adapter_is_merged_into_the_weights(model_dir, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from latentrl.models import ModelLoadError, load_model
+
+    plain = load_model(model_dir, "cpu").model
+    peft = get_peft_model(load_model(model_dir, "cpu").model, LoraConfig(r=2, target_modules=["q_proj"]))
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.1)  # a trained adapter: B != 0
+    peft.save_pretrained(tmp_path / "adapter")
+    merged = load_model(model_dir, "cpu", adapter=str(tmp_path / "adapter")).model
+    before, after = plain.model.layers[0].self_attn.q_proj.weight, merged.model.layers[0].self_attn.q_proj.weight
+    assert not after.equal(before) and type(merged) is type(plain)
+    with pytest.raises(ModelLoadError, match="no PEFT adapter"):
+        load_model(model_dir, "cpu", adapter=str(tmp_path / "nothing"))
 
 
 def test_resume_from_checkpoint_continues_at_the_same_step(model_dir, tmp_path):

@@ -22,7 +22,7 @@ COLUMNS = (
     ("forwards/q", "forwards", "{:.1f}"),
     ("s/q", "seconds_per_question", "{:.2f}"),
 )
-POINT = ("task", "method", "topology", "latent_steps", "model")
+POINT = ("task", "method", "topology", "latent_steps", "model", "adapter")
 
 
 def _cell(fmt: str, value) -> str:

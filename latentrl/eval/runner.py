@@ -40,6 +40,7 @@ class ConfigError(ValueError):
 @dataclass
 class EvalConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "hub id, local path or embedded:<name>"})
+    adapter: str | None = field(default=None, metadata={"help": "LoRA adapter dir (from recipes/grpo.py) to merge"})
     task: str = field(default="gsm8k", metadata={"help": "benchmark name"})
     method: str = field(default="latent_mas", metadata={"help": "single | text_mas | latent_mas"})
     topology: str = field(default="sequential", metadata={"help": "sequential | hierarchical"})
@@ -163,7 +164,7 @@ def record(score: Score, ex: Example, g: Generation, seconds: float) -> dict:
 
 def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: World, progress: bool) -> None:
     """Run the method on `todo` in batches, score, and append each batch to `path`."""
-    lm = load_model(cfg.model, cfg.device or w.device, cfg.dtype)
+    lm = load_model(cfg.model, cfg.device or w.device, cfg.dtype, cfg.adapter)
     rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg.method_config())
     method = get_method(cfg.method)
     desc = f"{cfg.task} {cfg.method} m={cfg.latent_steps}" + (f" rank {w.rank}" if w.size > 1 else "")
@@ -214,6 +215,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
         "latent_steps": cfg.latent_steps if cfg.method == "latent_mas" else 0,
         "seed": cfg.seed,
         "model": cfg.model,
+        "adapter": cfg.adapter,
         **summarize(rows),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
