@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import logging
-import random
 
 from datasets import Dataset
 
 from latentrl.hub import hub_reachable
+from latentrl.tasks.arithmetic import generate
 from latentrl.tasks.gsm8k import gold_of
 from latentrl.tasks.sources import hub_rows, read_file
 
 log = logging.getLogger(__name__)
-
-
-def arithmetic(n: int, seed: int = 0, high: int = 20) -> list[dict]:
-    """Easy word-free sums and differences, so a small model's reward can visibly rise on a CPU."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        a, b = rng.randint(1, high), rng.randint(1, high)
-        op = rng.choice("+-")
-        rows.append({"question": f"What is {a} {op} {b}?", "answer": f"#### {a + b if op == '+' else a - b}"})
-    return rows
 
 
 def train_dataset(source: str, data_file: str | None, size: int, seed: int) -> Dataset:
@@ -30,12 +19,12 @@ def train_dataset(source: str, data_file: str | None, size: int, seed: int) -> D
     if source == "file":
         rows = read_file(data_file)
     elif source == "arithmetic":
-        rows = arithmetic(size, seed)
+        rows = generate(size, seed)
     elif hub_reachable():
         rows = hub_rows("openai/gsm8k", "main", "train")
     elif source == "hub":
         raise RuntimeError("train_data=hub but the hub is not reachable; use train_data=arithmetic or file")
     else:
         log.warning("hub unreachable: training on %d generated arithmetic problems", size)
-        rows = arithmetic(size, seed)
+        rows = generate(size, seed)
     return Dataset.from_list([{"prompt": r["question"], "gold": gold_of(r)} for r in rows])
