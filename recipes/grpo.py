@@ -26,7 +26,7 @@ from trl import TrlParser  # noqa: E402
 from latentrl.models import load_model  # noqa: E402
 from latentrl.rl.config import LatentGRPOConfig  # noqa: E402
 from latentrl.rl.data import train_dataset  # noqa: E402
-from latentrl.rl.rewards import correctness_reward, format_reward  # noqa: E402
+from latentrl.rl.rewards import closeness_reward, correctness_reward, format_reward  # noqa: E402
 from latentrl.rl.trainer import LatentGRPOTrainer  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
 
@@ -48,9 +48,12 @@ def main(argv: list[str] | None = None) -> None:
     data = train_dataset(args.train_data, args.data_file, args.train_size, args.seed)
     device = "cpu" if args.use_cpu else None
     lm = load_model(args.model_name, device=device, dtype="float32" if args.use_cpu else "auto")
-    rewards = [correctness_reward(task)] + ([format_reward(task)] if args.format_reward else [])
-    if args.format_reward:
-        args.reward_weights = [1.0, args.format_reward]
+    rewards, weights = [correctness_reward(task)], [1.0]
+    for weight, make in ((args.format_reward, format_reward), (args.closeness_reward, closeness_reward)):
+        if weight:
+            rewards.append(make(task))
+            weights.append(weight)
+    args.reward_weights = weights
     lora = None
     if args.use_lora:
         targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]

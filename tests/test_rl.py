@@ -127,3 +127,15 @@ def test_bad_recipe_fails_before_any_model_loads(tmp_path, kw, message):
     base = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, use_cpu=True, bf16=False)
     with pytest.raises(ValueError, match=message):
         LatentGRPOConfig(**{**base, **kw})
+
+
+def test_rewards_follow_the_task_scorer():
+    from latentrl.rl.rewards import closeness_reward, correctness_reward, format_reward
+    from latentrl.tasks import get_task
+
+    task = get_task("arithmetic")
+    completions = ["so \\boxed{12}", "it is 15", "no idea", "\\boxed{30}"]
+    gold = ["12", "12", "12", "12"]
+    assert correctness_reward(task)([""] * 4, completions, gold=gold) == [1.0, 0.0, 0.0, 0.0]
+    assert format_reward(task)([""] * 4, completions, gold=gold) == [1.0, 0.0, 0.0, 1.0]
+    assert closeness_reward(task)([""] * 4, completions, gold=gold) == pytest.approx([1.0, 0.7, 0.0, 0.0])

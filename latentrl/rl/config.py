@@ -34,6 +34,9 @@ class LatentGRPOConfig(GRPOConfig):
     align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
     align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer"})
     format_reward: float = field(default=0.0, metadata={"help": "weight of the answer-format reward (0 = off)"})
+    closeness_reward: float = field(
+        default=0.0, metadata={"help": "weight of the numeric-closeness reward (0 = off; numeric tasks)"}
+    )
     use_lora: bool = field(default=True, metadata={"help": "train LoRA adapters (the KL reference = adapters off)"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})

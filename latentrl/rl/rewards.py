@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from latentrl.tasks import Example, Task
+from latentrl.tasks.answers import normalize_number
 
 Reward = Callable[..., list[float]]
 
@@ -36,3 +37,20 @@ def format_reward(task: Task) -> Reward:
 
     answer_format.__name__ = f"{task.name}_format"
     return answer_format
+
+
+def closeness_reward(task: Task, scale: float = 10.0) -> Reward:
+    """Dense signal for numeric answers: 1 - min(|answer - gold| / scale, 1); 0 without a number.
+
+    Small models rarely get exact answers early on; partial credit gives GRPO groups reward variance."""
+
+    def closeness(prompts: list, completions: list, gold: list[str], **_) -> list[float]:
+        out = []
+        for c, g in zip(completions, gold):
+            flexible = task.score(_text(c), Example("0", "", g)).flexible
+            pred, target = normalize_number(flexible or ""), normalize_number(g)
+            out.append(0.0 if pred is None or target is None else 1 - min(abs(pred - target) / scale, 1.0))
+        return out
+
+    closeness.__name__ = f"{task.name}_closeness"
+    return closeness
