@@ -45,7 +45,7 @@ def test_sequential_step_by_step_kv_equals_parallel_forward(model, tok, m):
     align = get_alignment(model, "ridge")
     lm = sequential_memory(model, p, m, align, tok.pad_token_id)
     traj = sequential_trajectory(p, m, tok.pad_token_id, LATENT_ID)
-    embeds = recompute(model, traj, align)
+    embeds = recompute(model, traj, align).embeds
     assert torch.equal(traj.attention_mask, lm.memory.mask)
     if m:
         filled = embeds[traj.latent_mask].view(len(QUESTIONS), -1, model.config.hidden_size)
@@ -61,7 +61,7 @@ def test_hierarchical_step_by_step_kv_equals_parallel_forward(model, tok, m):
     align = get_alignment(model, "ridge")
     lm = hierarchical_memory(model, experts, final, m, align, tok.pad_token_id)
     traj = hierarchical_trajectory(experts, final, m, tok.pad_token_id, LATENT_ID)
-    kv, h_last = parallel_kv(model, traj, recompute(model, traj, align))
+    kv, h_last = parallel_kv(model, traj, recompute(model, traj, align).embeds)
     assert_same_kv(lm.memory.layers(), kv, traj.attention_mask)
     assert torch.allclose(h_last, lm.h_last, atol=1e-10)
 
@@ -114,7 +114,7 @@ def test_recompute_with_grad_backpropagates_through_latent_steps(tok):
     p = prompts(tok, ROLES[:2], QUESTIONS[:1])
     align = get_alignment(model, "norm")
     traj = sequential_trajectory(p, 2, tok.pad_token_id, LATENT_ID)
-    embeds = recompute(model, traj, align, grad=True)
+    embeds = recompute(model, traj, align, grad=True).embeds
     embeds[traj.latent_mask].sum().backward()
     assert model.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
 

@@ -120,6 +120,7 @@ def test_pinned_trl_hook_signature():
         ({"latent_steps": -1}, "latent_steps must be >= 0"),
         ({"grad_mode": "half"}, "grad_mode"),
         ({"topology": "ring"}, "topology"),
+        ({"latent_noise_std": 0.1}, "needs grad_mode=full"),
         ({"per_device_train_batch_size": 3, "num_generations": 2}, "num_generations"),
     ],
 )
@@ -139,3 +140,18 @@ def test_rewards_follow_the_task_scorer():
     assert correctness_reward(task)([""] * 4, completions, gold=gold) == [1.0, 0.0, 0.0, 0.0]
     assert format_reward(task)([""] * 4, completions, gold=gold) == [1.0, 0.0, 0.0, 1.0]
     assert closeness_reward(task)([""] * 4, completions, gold=gold) == pytest.approx([1.0, 0.7, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("topology", ["sequential", "hierarchical"])
+def test_latent_exploration_density_is_in_both_rollout_and_recompute(tmp_path, topology):
+    """Noisy latent inputs are recorded; log N(e; align(h), std^2) joins the first token's log-prob."""
+    trainer = make_trainer(tmp_path, "full", topology, m=2, latent_noise_std=0.05)
+    out, logps, sampled, valid = rollout_vs_recompute(trainer, grad=True)
+    assert (logps - sampled)[valid].abs().max() <= 1e-4  # the density is large in magnitude: fp32 relative error
+    seg = trainer._segments[tuple(out["prompt_ids"][0])]
+    assert seg.latents is not None and seg.latents.shape[0] == 3 * 2
+    logps[valid].sum().backward()  # the density's gradient reaches the model through align(h)
+    assert trainer.model.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+    quiet = make_trainer(tmp_path / "quiet", "full", topology, m=2)
+    _, quiet_logps, _, _ = rollout_vs_recompute(quiet, grad=False)
+    assert (logps[:, 0] - quiet_logps[:, 0]).abs().min() > 1.0  # the density term is there

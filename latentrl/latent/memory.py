@@ -8,6 +8,7 @@ which appends the new columns' mask, derives positions from the mask and returns
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -130,21 +131,35 @@ class Memory:
         return [(layer.keys, layer.values) for layer in self.cache.layers]
 
 
-def latent_steps(memory: Memory, h_last: torch.Tensor, m: int, align: Alignment) -> torch.Tensor:
-    """Run m latent steps from the (B, d) last hidden state; return the (B, m, d) latent input embeddings.
+def latent_steps(
+    memory: Memory, h_last: torch.Tensor, m: int, align: Alignment, noise_std: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run m latent steps from the (B, d) last hidden state; return the (B, m, d) latent input embeddings
+    and the (B,) log-density of their exploration noise (0 without noise).
 
-    Step k feeds align(h) as the next input embedding and reads the new last-layer state. The KV of
-    every latent column stays in `memory`: it is the working memory handed to the next agent.
+    Step k feeds align(h) (+ N(0, noise_std^2 I) when exploring) as the next input embedding and reads
+    the new last-layer state. The KV of every latent column stays in `memory`: it is the working memory
+    handed to the next agent.
     """
     inputs = []
+    logdensity = h_last.new_zeros(memory.batch, dtype=torch.float32)
     ones = torch.ones(memory.batch, 1, dtype=torch.long, device=h_last.device)
     for _ in range(m):
-        e = align(h_last)[:, None]
-        inputs.append(e)
-        h_last = memory.forward(e, ones)[:, -1]
+        mean = align(h_last)
+        e = mean + noise_std * torch.randn_like(mean) if noise_std else mean
+        if noise_std:
+            logdensity = logdensity + gaussian_logdensity(e, mean, noise_std)
+        inputs.append(e[:, None])
+        h_last = memory.forward(e[:, None], ones)[:, -1]
     if not inputs:
-        return h_last.new_zeros(memory.batch, 0, h_last.shape[-1])
-    return torch.cat(inputs, 1)
+        return h_last.new_zeros(memory.batch, 0, h_last.shape[-1]), logdensity
+    return torch.cat(inputs, 1), logdensity
+
+
+def gaussian_logdensity(x: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
+    """log N(x; mean, std^2 I), summed over every axis but the first (fp32)."""
+    z = ((x.float() - mean.float()) / std).flatten(1)
+    return -0.5 * (z * z).sum(1) - z.shape[1] * (math.log(std) + 0.5 * math.log(2 * math.pi))
 
 
 def concat_rows(memory: Memory, groups: int) -> Memory:

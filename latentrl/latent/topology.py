@@ -25,6 +25,7 @@ class LatentMemory:
     h_last: torch.Tensor  # (B, d) last-layer state at the final prompt's last column
     latents: list[torch.Tensor]  # per non-final agent, (B, m, d) latent input embeddings
     memory_length: torch.Tensor  # (B,) real KV columns before the final agent's prompt
+    logdensity: torch.Tensor  # (B,) log-density of the latent exploration noise (0 without noise)
 
 
 def _prefill(memory: Memory, prompts: list[list[int]], pad_id: int) -> torch.Tensor:
@@ -33,17 +34,24 @@ def _prefill(memory: Memory, prompts: list[list[int]], pad_id: int) -> torch.Ten
 
 
 def sequential_memory(
-    model: PreTrainedModel, prompts: list[list[list[int]]], m: int, align: Alignment, pad_id: int
+    model: PreTrainedModel,
+    prompts: list[list[list[int]]],
+    m: int,
+    align: Alignment,
+    pad_id: int,
+    noise_std: float = 0.0,
 ) -> LatentMemory:
     """prompts[agent][question] token ids; the last agent is the final one."""
     memory = Memory.empty(model, len(prompts[0]))
-    latents = []
+    latents, logdensity = [], 0.0
     for agent_prompts in prompts[:-1]:
         h = _prefill(memory, agent_prompts, pad_id)
-        latents.append(latent_steps(memory, h, m, align))
+        lat, dens = latent_steps(memory, h, m, align, noise_std)
+        latents.append(lat)
+        logdensity = logdensity + dens
     length = memory.real_length()
     h = _prefill(memory, prompts[-1], pad_id)
-    return LatentMemory(memory, h, latents, length)
+    return LatentMemory(memory, h, latents, length, logdensity + h.new_zeros(len(h), dtype=torch.float32))
 
 
 def hierarchical_memory(
@@ -53,18 +61,19 @@ def hierarchical_memory(
     m: int,
     align: Alignment,
     pad_id: int,
+    noise_std: float = 0.0,
 ) -> LatentMemory:
     """expert_prompts[expert][question]; experts run as parallel rows, question-major."""
     n_exp, n_q = len(expert_prompts), len(final_prompts)
     flat = [expert_prompts[e][q] for q in range(n_q) for e in range(n_exp)]
     rows = Memory.empty(model, len(flat))
     h = _prefill(rows, flat, pad_id)
-    lat = latent_steps(rows, h, m, align)
+    lat, dens = latent_steps(rows, h, m, align, noise_std)
     lat = lat.view(n_q, n_exp, m, lat.shape[-1])
     memory = concat_rows(rows, n_exp)
     length = memory.real_length()
     h = _prefill(memory, final_prompts, pad_id)
-    return LatentMemory(memory, h, list(lat.unbind(1)), length)
+    return LatentMemory(memory, h, list(lat.unbind(1)), length, dens.view(n_q, n_exp).sum(1))
 
 
 def build_memory(
@@ -75,8 +84,9 @@ def build_memory(
     m: int,
     align: Alignment,
     pad_id: int,
+    noise_std: float = 0.0,
 ) -> LatentMemory:
     """The memory of either topology; worker_prompts[agent][question]."""
     if topology == "hierarchical":
-        return hierarchical_memory(model, worker_prompts, final_prompts, m, align, pad_id)
-    return sequential_memory(model, [*worker_prompts, final_prompts], m, align, pad_id)
+        return hierarchical_memory(model, worker_prompts, final_prompts, m, align, pad_id, noise_std)
+    return sequential_memory(model, [*worker_prompts, final_prompts], m, align, pad_id, noise_std)

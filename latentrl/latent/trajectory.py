@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from transformers import PreTrainedModel
@@ -124,12 +125,25 @@ def build_trajectory(
     return sequential_trajectory([*worker_prompts, final_prompts], m, pad_id, latent_id)
 
 
-def recompute(model: PreTrainedModel, traj: Trajectory, align: Alignment, grad: bool = False) -> torch.Tensor:
-    """(B, P, d) input embeddings of the trajectory with every latent column filled by the recurrence.
+class Recomputed(NamedTuple):
+    embeds: torch.Tensor  # (B, P, d) inputs with the latent columns filled
+    means: torch.Tensor  # (B, n_latent, d) align(h) at each latent column, in column order
+
+
+def recompute(
+    model: PreTrainedModel,
+    traj: Trajectory,
+    align: Alignment,
+    grad: bool = False,
+    latent_inputs: torch.Tensor | None = None,
+) -> Recomputed:
+    """The trajectory's input embeddings with every latent column filled by the recurrence.
 
     Latent columns are filled left to right: the prefix up to a latent column is run on a KV cache and
-    its last-layer state at the previous column, aligned, becomes that column's input. With grad=True
-    the gradient flows through all latent steps.
+    its last-layer state at the previous column, aligned, becomes that column's input (its mean). With
+    `latent_inputs` (B, n_latent, d), the recorded inputs of a noisy rollout are fed instead, and the
+    means are what their exploration density is evaluated against. With grad=True the gradient flows
+    through all latent steps.
     """
     dev = model.get_input_embeddings().weight.device
     ids = traj.input_ids.to(dev)
@@ -137,16 +151,16 @@ def recompute(model: PreTrainedModel, traj: Trajectory, align: Alignment, grad: 
     embeds = model.get_input_embeddings()(ids)
     cols = torch.nonzero(lat.any(0)).flatten().tolist()
     if not cols:
-        return embeds
+        return Recomputed(embeds, embeds.new_zeros(len(ids), 0, embeds.shape[-1]))
     if not bool((lat == lat[:1]).all()):
         raise ValueError("latent columns must be aligned across the batch")
     attn = traj.attention().to(dev)
     pos = traj.position_ids.to(dev)
     decoder = model.get_decoder()
-    parts, start = list(embeds.unbind(1)), 0
+    parts, means, start = list(embeds.unbind(1)), [], 0
     with nullcontext() if grad else torch.no_grad():
         cache = new_cache()
-        for c in cols:
+        for k, c in enumerate(cols):
             if c > start:
                 sub = attn[..., start:c, :c] if attn.dim() == 4 else attn[:, :c]
                 out = decoder(
@@ -157,6 +171,7 @@ def recompute(model: PreTrainedModel, traj: Trajectory, align: Alignment, grad: 
                     **{cache_keyword(decoder): cache},
                 )
                 h = out.last_hidden_state[:, -1]
-            parts[c] = align(h)
+            means.append(align(h))
+            parts[c] = means[-1] if latent_inputs is None else latent_inputs[:, k].to(means[-1].dtype)
             start = c
-    return torch.stack(parts, 1)
+    return Recomputed(torch.stack(parts, 1), torch.stack(means, 1))

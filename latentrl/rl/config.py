@@ -31,6 +31,10 @@ class LatentGRPOConfig(GRPOConfig):
     grad_mode: str = field(
         default="none", metadata={"help": "none: latents recomputed without grad; full: backprop through them"}
     )
+    latent_noise_std: float = field(
+        default=0.0,
+        metadata={"help": "exploration: N(0, std^2) noise on latent inputs, its log-density in the ratio (needs full)"},
+    )
     align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
     align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer"})
     format_reward: float = field(default=0.0, metadata={"help": "weight of the answer-format reward (0 = off)"})
@@ -50,6 +54,10 @@ class LatentGRPOConfig(GRPOConfig):
             problems.append(f"topology must be one of {sorted(TOPOLOGIES)}, got '{self.topology}'")
         if self.grad_mode not in GRAD_MODES:
             problems.append(f"grad_mode must be one of {GRAD_MODES}, got '{self.grad_mode}'")
+        if self.latent_noise_std < 0:
+            problems.append(f"latent_noise_std must be >= 0, got {self.latent_noise_std}")
+        if self.latent_noise_std > 0 and self.grad_mode != "full":
+            problems.append("latent_noise_std > 0 needs grad_mode=full (the noise density's gradient runs through h)")
         if self.align not in MODES:
             problems.append(f"align must be one of {MODES}, got '{self.align}'")
         if self.train_data not in TRAIN_DATA:

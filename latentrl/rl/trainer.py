@@ -27,6 +27,7 @@ from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
 from latentrl.latent import build_memory, build_trajectory, get_alignment, recompute
+from latentrl.latent.memory import gaussian_logdensity
 from latentrl.latent.trajectory import Trajectory
 from latentrl.mas.decode import Sampling, decode
 from latentrl.mas.prompts import latent_prompts
@@ -76,6 +77,7 @@ class Segments:
 
     workers: list[list[int]]
     final: list[int]
+    latents: torch.Tensor | None = None  # (n_latent, d) the noisy inputs fed, when exploring
 
 
 def extend(traj: Trajectory, ids: torch.Tensor, mask: torch.Tensor) -> Trajectory:
@@ -121,6 +123,11 @@ class LatentGRPOTrainer(GRPOTrainer):
             self.args.topology, workers, [s.final for s in segs], self.args.latent_steps, self.pad_id, self.latent_id
         )
 
+    def _noisy_inputs(self, rows: list[list[int]]) -> torch.Tensor | None:
+        if not self.args.latent_noise_std or not self.args.latent_steps:
+            return None
+        return torch.stack([self._segments[tuple(r)].latents for r in rows])
+
     def _get_per_token_logps_and_entropies(
         self,
         model,
@@ -142,8 +149,9 @@ class LatentGRPOTrainer(GRPOTrainer):
             ids, mask = input_ids[s : s + batch_size], attention_mask[s : s + batch_size]
             rows = [r[:P][m[:P].bool()].tolist() for r, m in zip(ids, mask)]
             prompt = self.trajectory(rows)
+            noisy = self._noisy_inputs(rows)
             with no_gradient_checkpointing(lm):
-                prefix = recompute(lm, prompt, align, grad=grad)
+                prefix, means = recompute(lm, prompt, align, grad=grad, latent_inputs=noisy)
             comp_ids, comp_mask = ids[:, P:], mask[:, P:]
             full = extend(prompt, comp_ids, comp_mask)
             embeds = torch.cat([prefix, lm.get_input_embeddings()(comp_ids)], 1)
@@ -157,7 +165,11 @@ class LatentGRPOTrainer(GRPOTrainer):
                     labels=labels,
                     fused_lm_head=True,
                 )
-            logps.append(out.log_probs[:, -logits_to_keep:])
+            row_logps = out.log_probs[:, -logits_to_keep:]
+            if noisy is not None:  # the latent actions' log-density joins the first completion token's
+                dens = gaussian_logdensity(noisy, means, self.args.latent_noise_std)
+                row_logps = torch.cat([row_logps[:, :1] + dens[:, None].to(row_logps.dtype), row_logps[:, 1:]], 1)
+            logps.append(row_logps)
             if compute_entropy:
                 entropies.append(out.entropy[:, -logits_to_keep:])
         return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
@@ -193,15 +205,22 @@ def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, 
         lm = causal_lm(unwrapped)
         was_training = lm.training
         lm.eval()
-        mem = build_memory(lm, args.topology, workers, finals, args.latent_steps, trainer.alignment(lm), trainer.pad_id)
+        noise = args.latent_noise_std
+        mem = build_memory(
+            lm, args.topology, workers, finals, args.latent_steps, trainer.alignment(lm), trainer.pad_id, noise
+        )
         decoded = decode(mem.memory, mem.h_last, trainer.stop_ids, sampling, logprobs=True)
+        if noise and args.latent_steps:  # the latent actions' log-density, on the first token (as the recompute)
+            for d, dens in zip(decoded, mem.logdensity.tolist()):
+                d.logprobs[0] += dens
+        latents = torch.cat(mem.latents, 1) if noise and args.latent_steps else None
         for key, value in latent_diagnostics(lm, mem.latents).items():
             trainer._metrics["train"][key].append(value)
         trainer._metrics["train"]["latent/memory_length"].append(mem.memory_length.float().mean().item())
         lm.train(was_training)
     rows = []
     for q in range(len(prompts)):
-        segs = Segments([w[q] for w in workers], finals[q])
+        segs = Segments([w[q] for w in workers], finals[q], None if latents is None else latents[q])
         row = [t for w in segs.workers for t in w + [trainer.latent_id] * args.latent_steps] + segs.final
         trainer.remember(row, segs)
         rows.append(row)
