@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     trainer.train(resume_from_checkpoint=resume_point(args.resume_from_checkpoint, args.output_dir))
     trainer.save_model(args.output_dir)
+    trainer.save_state()  # trainer_state.json: the log history that recipes/plot_training.py reads
 
 
 if __name__ == "__main__":
