@@ -43,9 +43,11 @@ def resume_point(value: str | None, output_dir: str) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     (args,) = TrlParser((LatentGRPOConfig,)).parse_args_and_config(argv)
     task = get_task(args.task)
-    if task.executes_code:
-        sys.exit("grpo: code-task rewards are not wired yet (they need the tests as dataset columns)")
-    data = train_dataset(args.train_data, args.data_file, args.train_size, args.seed)
+    if task.executes_code:  # allowed by the config check; rewards then run code in the sandbox only
+        from latentrl.tasks.sandbox import enable_code_execution
+
+        enable_code_execution()
+    data = train_dataset(args.train_data, args.data_file, args.train_size, args.seed, args.task)
     device = "cpu" if args.use_cpu else None
     lm = load_model(args.model_name, device=device, dtype="float32" if args.use_cpu else "auto")
     rewards, weights = [correctness_reward(task)], [1.0]

@@ -155,3 +155,26 @@ def test_latent_exploration_density_is_in_both_rollout_and_recompute(tmp_path, t
     quiet = make_trainer(tmp_path / "quiet", "full", topology, m=2)
     _, quiet_logps, _, _ = rollout_vs_recompute(quiet, grad=False)
     assert (logps[:, 0] - quiet_logps[:, 0]).abs().min() > 1.0  # the density term is there
+
+
+def test_code_rewards_run_in_the_sandbox(tmp_path):
+    import json
+
+    from latentrl.rl.data import train_dataset
+    from latentrl.rl.rewards import correctness_reward
+    from latentrl.tasks import get_task
+    from latentrl.tasks.sandbox import enable_code_execution
+
+    fixture = str(__import__("pathlib").Path(__file__).parent / "fixtures" / "humaneval_plus.jsonl")
+    rows = train_dataset("task", fixture, 0, 0, "humaneval_plus").to_list()
+    meta = [r["meta"] for r in rows]
+    reference = [f"```python\n{json.loads(m)['reference']}\n```" for m in meta]
+    wrong = ["```python\ndef nothing():\n    return None\n```"] * len(rows)
+    enable_code_execution()
+    reward = correctness_reward(get_task("humaneval_plus"))
+    gold = [r["gold"] for r in rows]
+    assert reward([r["prompt"] for r in rows], reference, gold=gold, meta=meta) == [1.0] * len(rows)
+    assert reward([r["prompt"] for r in rows], wrong, gold=gold, meta=meta) == [0.0] * len(rows)
+    with pytest.raises(ValueError, match="allow_code_execution"):
+        LatentGRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, use_cpu=True,
+                         bf16=False, task="humaneval_plus")  # fmt: skip

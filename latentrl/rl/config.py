@@ -12,9 +12,10 @@ from trl import GRPOConfig
 from latentrl.latent.align import MODES
 from latentrl.mas.roles import TOPOLOGIES
 from latentrl.models import DEFAULT_MODEL
+from latentrl.tasks import get_task
 
 GRAD_MODES = ("none", "full")
-TRAIN_DATA = ("auto", "hub", "arithmetic", "file")
+TRAIN_DATA = ("auto", "hub", "arithmetic", "file", "task")
 
 
 @dataclass
@@ -22,7 +23,10 @@ class LatentGRPOConfig(GRPOConfig):
     model_name: str = field(default=DEFAULT_MODEL, metadata={"help": "hub id, local path or embedded:<name>"})
     task: str = field(default="gsm8k", metadata={"help": "task whose answer format and scorer define the reward"})
     train_data: str = field(
-        default="auto", metadata={"help": "auto | hub | arithmetic | file: GSM8K train, or generated arithmetic"}
+        default="auto", metadata={"help": "auto | hub | arithmetic | file | task (the task's own loader)"}
+    )
+    allow_code_execution: bool = field(
+        default=False, metadata={"help": "code tasks: score rollouts by running them in the sandbox"}
     )
     data_file: str | None = field(default=None, metadata={"help": "JSON/JSONL rows with question and answer"})
     train_size: int = field(default=256, metadata={"help": "generated problems (train_data=arithmetic)"})
@@ -64,6 +68,12 @@ class LatentGRPOConfig(GRPOConfig):
             problems.append(f"train_data must be one of {TRAIN_DATA}, got '{self.train_data}'")
         if self.train_data == "file" and not self.data_file:
             problems.append("train_data=file needs data_file")
+        try:
+            task = get_task(self.task)
+            if task.executes_code and not self.allow_code_execution:
+                problems.append(f"task '{self.task}' runs generated code to score it: set allow_code_execution")
+        except ValueError as err:
+            problems.append(str(err))
         if problems:
             raise ValueError("bad GRPO recipe: " + "; ".join(problems))
         super().__post_init__()  # TRL's own checks: batch / num_generations compatibility, ...

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from datasets import Dataset
 
 from latentrl.hub import hub_reachable
+from latentrl.tasks import get_task
 from latentrl.tasks.arithmetic import generate
 from latentrl.tasks.gsm8k import gold_of
 from latentrl.tasks.sources import hub_rows, read_file
@@ -14,8 +16,17 @@ from latentrl.tasks.sources import hub_rows, read_file
 log = logging.getLogger(__name__)
 
 
-def train_dataset(source: str, data_file: str | None, size: int, seed: int) -> Dataset:
-    """Rows with `prompt` (the question) and `gold`, the columns the rollout and rewards read."""
+def train_dataset(source: str, data_file: str | None, size: int, seed: int, task: str = "gsm8k") -> Dataset:
+    """Rows with `prompt` (the question), `gold` and `meta` (JSON: tests for code tasks), the columns the
+    rollout and the rewards read.
+
+    Sources: `task` (the task's own loader: its hub split, offline copy or data_file), `file` (GSM8K
+    schema), `arithmetic` (generated), `hub` (GSM8K train), `auto` (hub if reachable, else arithmetic).
+    """
+    if source == "task":
+        examples = get_task(task).load("file" if data_file else "auto", data_file)
+        rows = [{"prompt": ex.question, "gold": ex.gold, "meta": json.dumps(ex.meta)} for ex in examples]
+        return Dataset.from_list(rows)
     if source == "file":
         rows = read_file(data_file)
     elif source == "arithmetic":
@@ -27,4 +38,4 @@ def train_dataset(source: str, data_file: str | None, size: int, seed: int) -> D
     else:
         log.warning("hub unreachable: training on %d generated arithmetic problems", size)
         rows = generate(size, seed)
-    return Dataset.from_list([{"prompt": r["question"], "gold": gold_of(r)} for r in rows])
+    return Dataset.from_list([{"prompt": r["question"], "gold": gold_of(r), "meta": ""} for r in rows])

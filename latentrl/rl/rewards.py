@@ -1,14 +1,18 @@
 """Rewards in TRL's signature, `f(prompts, completions, **columns) -> list[float]`, built from task scorers.
 
-The dataset carries a `gold` column, which TRL passes to every reward function by name, so TRL's own
-reward functions can be mixed in unchanged.
+The dataset carries `gold` (and, for code tasks, `meta`: the tests as JSON) columns, which TRL passes to
+every reward function by name, so TRL's own reward functions can be mixed in unchanged. Code is scored in
+the sandbox (separate processes, a pool of them), never in the trainer process.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-from latentrl.tasks import Example, Task
+from latentrl.tasks import Example, Score, Task
 from latentrl.tasks.answers import normalize_number
 
 Reward = Callable[..., list[float]]
@@ -18,12 +22,22 @@ def _text(completion) -> str:
     return completion if isinstance(completion, str) else completion[-1]["content"]
 
 
-def correctness_reward(task: Task) -> Reward:
-    """1 for a correct final answer (flexible reading), else 0. Code tasks score in the sandbox."""
+def score_all(task: Task, completions: list, gold: list[str], meta: list[str] | None = None) -> list[Score]:
+    """Score completions against their examples; code tasks fan out over sandbox processes."""
+    metas = [json.loads(m) if m else {} for m in meta] if meta else [{} for _ in gold]
+    examples = [Example(str(i), "", g, m) for i, (g, m) in enumerate(zip(gold, metas))]
+    texts = [_text(c) for c in completions]
+    if not task.executes_code:
+        return [task.score(t, ex) for t, ex in zip(texts, examples)]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        return list(pool.map(task.score, texts, examples))
 
-    def correctness(prompts: list, completions: list, gold: list[str], **_) -> list[float]:
-        examples = [Example(str(i), p if isinstance(p, str) else "", g) for i, (p, g) in enumerate(zip(prompts, gold))]
-        return [float(task.score(_text(c), ex).correct) for c, ex in zip(completions, examples)]
+
+def correctness_reward(task: Task) -> Reward:
+    """1 for a correct final answer (flexible reading; code: the tests pass), else 0."""
+
+    def correctness(prompts: list, completions: list, gold: list[str], meta: list[str] | None = None, **_):
+        return [float(s.correct) for s in score_all(task, completions, gold, meta)]
 
     correctness.__name__ = f"{task.name}_correct"
     return correctness
@@ -32,8 +46,8 @@ def correctness_reward(task: Task) -> Reward:
 def format_reward(task: Task) -> Reward:
     """1 when the answer is given in the requested format (strict reading found), else 0."""
 
-    def answer_format(prompts: list, completions: list, gold: list[str], **_) -> list[float]:
-        return [float(task.score(_text(c), Example("0", "", g)).strict is not None) for c, g in zip(completions, gold)]
+    def answer_format(prompts: list, completions: list, gold: list[str], meta: list[str] | None = None, **_):
+        return [float(s.strict is not None) for s in score_all(task, completions, gold, meta)]
 
     answer_format.__name__ = f"{task.name}_format"
     return answer_format
@@ -46,9 +60,8 @@ def closeness_reward(task: Task, scale: float = 10.0) -> Reward:
 
     def closeness(prompts: list, completions: list, gold: list[str], **_) -> list[float]:
         out = []
-        for c, g in zip(completions, gold):
-            flexible = task.score(_text(c), Example("0", "", g)).flexible
-            pred, target = normalize_number(flexible or ""), normalize_number(g)
+        for s, g in zip(score_all(task, completions, gold), gold):
+            pred, target = normalize_number(s.flexible or ""), normalize_number(g)
             out.append(0.0 if pred is None or target is None else 1 - min(abs(pred - target) / scale, 1.0))
         return out
 
