@@ -1,0 +1,63 @@
+"""Zero-training sweep: tasks x methods x topologies x latent steps x seeds, from a YAML config.
+
+    .venv/bin/python evals/sweep.py --config evals/configs/gsm8k_small.yaml [--dry-run]
+    torchrun --nproc_per_node 4 evals/sweep.py --config ...        # questions of each point sharded
+
+Each key of the YAML is an option of `latentrl eval` (underscores); the grid axes (task, method,
+topology, latent_steps, seed) may be lists. Every point runs in its own directory and resumes: a killed
+sweep rerun skips finished points and finished questions. With `wandb: true` each point is a W&B run in
+the group `wandb_group` (default: the output directory's name). Then: evals/report.py OUTPUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from latentrl.eval import EvalConfig, run_eval
+from latentrl.eval.grid import AXES, expand
+
+
+def plan(config: dict) -> list[EvalConfig]:
+    """The sweep's points, each validated; unknown keys are refused with the list of valid ones."""
+    fields = {f.name for f in dataclasses.fields(EvalConfig)}
+    unknown = set(config) - fields
+    if unknown:
+        raise ValueError(f"unknown sweep keys {sorted(unknown)}; valid keys: {sorted(fields)}")
+    axes = {k: v if isinstance(v, list) else [v] for k, v in config.items() if k in AXES}
+    base = EvalConfig(**{k: v for k, v in config.items() if k not in AXES})
+    if base.wandb and not base.wandb_group:
+        base = dataclasses.replace(base, wandb_group=Path(base.output).name)
+    points = expand(base, axes)
+    for p in points:
+        p.validate()
+    return points
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--dry-run", action="store_true", help="print the points and exit")
+    args = ap.parse_args(argv)
+    try:
+        points = plan(yaml.safe_load(Path(args.config).read_text()) or {})
+    except (ValueError, TypeError) as err:
+        print(f"sweep: error: {err}", file=sys.stderr)
+        return 2
+    for i, p in enumerate(points, 1):
+        done = (Path(p.output) / "summary.json").exists()
+        print(f"[{i}/{len(points)}] {p.output}{'  (summary exists: resumes/skips)' if done else ''}", file=sys.stderr)
+        if not args.dry_run:
+            summary = run_eval(p)
+            if summary:
+                print(json.dumps({k: summary[k] for k in ("task", "method", "latent_steps", "seed", "accuracy")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Figures of a sweep, from its summaries alone (no W&B needed): accuracy vs m, accuracy vs cost, tokens vs m.
+
+Every point carries its 95% interval (Wilson for one seed, a t-interval across seeds); methods without
+latent steps (single, text_mas) are drawn as horizontal bands so they read as baselines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _series(points: list[dict]) -> dict[str, list[dict]]:
+    series: dict[str, list[dict]] = {}
+    for p in points:
+        label = p["method"] if p["method"] == "single" else f"{p['method']} ({p['topology']})"
+        series.setdefault(label, []).append(p)
+    return {k: sorted(v, key=lambda p: p["latent_steps"]) for k, v in series.items()}
+
+
+def _errors(points: list[dict]) -> list[list[float]]:
+    return [
+        [p["accuracy"] - p["accuracy_ci95"][0] for p in points],
+        [p["accuracy_ci95"][1] - p["accuracy"] for p in points],
+    ]
+
+
+def accuracy_vs_m(points: list[dict], ax) -> None:
+    ms = sorted({p["latent_steps"] for p in points if p["method"] == "latent_mas"}) or [0]
+    for label, pts in _series(points).items():
+        if pts[0]["method"] == "latent_mas":
+            ax.errorbar([p["latent_steps"] for p in pts], [p["accuracy"] for p in pts], yerr=_errors(pts), marker="o",
+                        capsize=3, label=label)  # fmt: skip
+        else:
+            p = pts[0]
+            line = ax.axhline(p["accuracy"], linestyle="--", label=label)
+            ax.axhspan(*p["accuracy_ci95"], color=line.get_color(), alpha=0.12)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xticks(ms, [str(m) for m in ms])
+    ax.set_xlabel("latent steps m")
+    ax.set_ylabel("accuracy (95% CI)")
+
+
+def accuracy_vs_cost(points: list[dict], ax, cost: str = "forwards") -> None:
+    for label, pts in _series(points).items():
+        ax.errorbar([p[cost] for p in pts], [p["accuracy"] for p in pts], yerr=_errors(pts), marker="o", capsize=3,
+                    linestyle="-" if len(pts) > 1 else "none", label=label)  # fmt: skip
+    ax.set_xlabel({"forwards": "forward passes / question", "seconds_per_question": "seconds / question"}[cost])
+    ax.set_ylabel("accuracy (95% CI)")
+
+
+def tokens_vs_m(points: list[dict], ax) -> None:
+    for label, pts in _series(points).items():
+        if pts[0]["method"] == "latent_mas":
+            ax.plot([p["latent_steps"] for p in pts], [p["output_tokens"] for p in pts], marker="o", label=label)
+        else:
+            ax.axhline(pts[0]["output_tokens"], linestyle="--", label=label)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("latent steps m")
+    ax.set_ylabel("output tokens / question")
+
+
+FIGURES = {
+    "accuracy_vs_m": accuracy_vs_m,
+    "accuracy_vs_forwards": lambda pts, ax: accuracy_vs_cost(pts, ax, "forwards"),
+    "accuracy_vs_seconds": lambda pts, ax: accuracy_vs_cost(pts, ax, "seconds_per_question"),
+    "tokens_vs_m": tokens_vs_m,
+}
+
+
+def draw_all(points: list[dict], out: Path) -> list[Path]:
+    """One PNG per (task, figure) under `out`; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task in sorted({p["task"] for p in points}):
+        task_points = [p for p in points if p["task"] == task]
+        for name, draw in FIGURES.items():
+            fig, ax = plt.subplots(figsize=(6.4, 4))
+            draw(task_points, ax)
+            ax.set_title(f"{task}: {name.replace('_', ' ')}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            path = out / f"{task}_{name}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(path)
+    return written

@@ -1,0 +1,66 @@
+"""Sweeps (evals/sweep.py) and their reports (evals/report.py)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "evals"))
+
+import report as sweep_report  # noqa: E402
+import sweep  # noqa: E402
+
+from latentrl.eval import ConfigError  # noqa: E402
+
+
+def config(model_dir, data_file, out, **kw):
+    grid = {"method": ["single", "latent_mas"], "latent_steps": [0, 2], "seed": [0, 1]}
+    base = {"model": model_dir, "data_file": data_file, "output": str(out), "limit": 4, "max_new_tokens": 4}
+    return {**base, **grid, "temperature": 1.0, **kw}
+
+
+def test_plan_expands_the_grid_and_refuses_bad_configs(model_dir, data_file, tmp_path):
+    points = sweep.plan(config(model_dir, data_file, tmp_path))
+    assert len(points) == 2 + 2 * 2  # single x seeds, latent_mas x m x seeds
+    assert len({p.output for p in points}) == len(points)
+    with pytest.raises(ValueError, match="unknown sweep keys"):
+        sweep.plan(config(model_dir, data_file, tmp_path, latent_stepz=3))
+    with pytest.raises(ConfigError, match="must be >= 1"):
+        sweep.plan(config(model_dir, data_file, tmp_path, batch_size=0))
+
+
+def test_rerun_skips_finished_points(model_dir, data_file, tmp_path, monkeypatch):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(config(model_dir, data_file, tmp_path / "out")))  # JSON is YAML
+    assert sweep.main(["--config", str(path)]) == 0
+    before = {p: p.read_text() for p in (tmp_path / "out").rglob("predictions.jsonl")}
+    assert len(before) == 6
+
+    def no_model(*a, **k):
+        raise AssertionError("a finished sweep must not load a model again")
+
+    monkeypatch.setattr("latentrl.eval.runner.load_model", no_model)
+    assert sweep.main(["--config", str(path)]) == 0
+    assert {p: p.read_text() for p in before} == before
+
+
+def test_report_numbers_equal_the_predictions_and_figures_exist(model_dir, data_file, tmp_path):
+    for p in sweep.plan(config(model_dir, data_file, tmp_path / "out")):
+        sweep.run_eval(p, progress=False)
+    path = sweep_report.write_report(str(tmp_path / "out"), tmp_path / "report")
+    text = path.read_text()
+    for m in (0, 2):
+        accs = []
+        for seed in (0, 1):
+            pred = tmp_path / "out" / f"gsm8k/latent_mas-sequential-m{m}-s{seed}/predictions.jsonl"
+            rows = [json.loads(x) for x in pred.open()]
+            accs.append(sum(r["correct"] for r in rows) / len(rows))
+        row = next(r for r in text.splitlines() if r.startswith(f"| gsm8k | latent_mas | sequential | {m} |"))
+        assert f"| {sum(accs) / 2:.3f} |" in row
+    pngs = sorted((tmp_path / "report").glob("*.png"))
+    from latentrl.eval.plots import FIGURES
+
+    assert [p.name for p in pngs] == sorted(f"gsm8k_{n}.png" for n in FIGURES)
+    assert all(p.stat().st_size > 5000 for p in pngs)
