@@ -62,6 +62,12 @@ def test_latent_mas_accounting(model, tok):
     assert [a.forwards for a in g.agents[:3]] == [6, 6, 6]  # prefill + 5 latent steps each
     assert g.agents[-1].forwards == g.agents[-1].output_tokens  # prefill + one forward per token but the last
     assert g.memory_length > 15
+    # KV accounting: the workers' prompts and latents are the memory; the judger adds its prompt and answer.
+    assert sum(a.kv_length for a in g.agents[:3]) == g.memory_length
+    assert g.kv_length == g.memory_length + g.agents[-1].kv_length > g.memory_length + g.output_tokens
+    # ridge-aligned latents are rescaled to the mean input-embedding norm
+    target = model.get_input_embeddings().weight.norm(dim=1).mean().item()
+    assert abs(g.latent_norm - target) < 1e-6 and 0 < g.latent_cos <= 1
 
 
 def test_text_mas_passes_text_on(model, tok):

@@ -141,7 +141,15 @@ def world() -> World:
     return World(dist.get_rank(), dist.get_world_size(), dist.barrier, f"cuda:{local}" if cuda else "cpu")
 
 
-def record(score: Score, ex: Example, g: Generation, seconds: float) -> dict:
+def kv_bytes_per_token(model) -> int:
+    """Bytes of K and V one position costs over all layers (GQA-aware)."""
+    c = model.config
+    heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    return 2 * c.num_hidden_layers * heads * head_dim * next(model.parameters()).element_size()
+
+
+def record(score: Score, ex: Example, g: Generation, seconds: float, kv_bytes_per_token: int = 0) -> dict:
     return {
         "id": ex.id,
         "question": ex.question,
@@ -157,6 +165,10 @@ def record(score: Score, ex: Example, g: Generation, seconds: float) -> dict:
         "forwards": g.forwards,
         "latent_steps": g.latent_steps,
         "memory_length": g.memory_length,
+        "kv_length": g.kv_length,
+        "kv_bytes": g.kv_length * kv_bytes_per_token,
+        "latent_norm": g.latent_norm,
+        "latent_cos": g.latent_cos,
         "seconds": seconds,
         "agents": [dataclasses.asdict(a) for a in g.agents],
     }
@@ -178,7 +190,8 @@ def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: W
             seconds = (time.perf_counter() - t0) / len(batch)
             texts = [g.text for g in generations]
             scores = list(scorers.map(task.score, texts, batch) if scorers else map(task.score, texts, batch))
-            store.append(fh, [record(s, ex, g, seconds) for s, ex, g in zip(scores, batch, generations)])
+            per_token = kv_bytes_per_token(lm.model)
+            store.append(fh, [record(s, ex, g, seconds, per_token) for s, ex, g in zip(scores, batch, generations)])
             bar.update(len(batch))
     if scorers:
         scorers.shutdown()

@@ -57,9 +57,19 @@ def summarize(rows: list[dict]) -> dict:
         "tokens_per_agent_total": agents,
         "forwards": mean("forwards"),
         "latent_steps_per_question": mean("latent_steps"),
+        "kv_length": mean_of(rows, "kv_length"),
+        "kv_bytes": mean_of(rows, "kv_bytes"),
+        "latent_norm": mean_of(rows, "latent_norm"),
+        "latent_cos": mean_of(rows, "latent_cos"),
         "seconds_per_question": mean("seconds"),
         "wall_clock_s": sum(r["seconds"] for r in rows),
     }
+
+
+def mean_of(rows: list[dict], key: str) -> float | None:
+    """Mean of a field over the rows that have it (None when none do, e.g. latent stats of a text method)."""
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
 
 
 def aggregate(summaries: list[dict]) -> dict:

@@ -19,6 +19,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from latentrl.latent import build_memory, get_alignment, left_pad
+from latentrl.latent.diagnostics import latent_stats
 from latentrl.latent.memory import Memory
 from latentrl.mas.decode import Decoded, Sampling, decode
 from latentrl.mas.prompts import agent_message, latent_prompts, render, text_context
@@ -48,6 +49,7 @@ class AgentTrace:
     forwards: int
     latent_steps: int = 0
     text: str | None = None
+    kv_length: int = 0  # KV entries this agent added: its prompt, latent steps and generated tokens
 
 
 @dataclass
@@ -55,6 +57,8 @@ class Generation:
     text: str  # the final agent's answer text
     agents: list[AgentTrace]
     memory_length: int | None = None  # latent_mas: real KV columns the final agent read
+    latent_norm: float | None = None  # latent_mas: mean L2 norm of the latent inputs
+    latent_cos: float | None = None  # latent_mas: mean cosine of latents to their nearest token embedding
 
     @property
     def output_tokens(self) -> int:
@@ -67,6 +71,11 @@ class Generation:
     @property
     def latent_steps(self) -> int:
         return sum(a.latent_steps for a in self.agents)
+
+    @property
+    def kv_length(self) -> int:
+        """KV entries materialized for this question, over all agents (cost of memory, comparable across methods)."""
+        return sum(a.kv_length for a in self.agents)
 
 
 @dataclass
@@ -104,16 +113,17 @@ def _text(rt: Runtime, d: Decoded) -> str:
     return rt.tokenizer.decode([t for t in d.tokens if t not in rt.eos_ids], skip_special_tokens=True)
 
 
-def _speak(rt: Runtime, messages: list[str], gen: torch.Generator | None) -> list[tuple[str, Decoded]]:
+def _speak(rt: Runtime, role: str, messages: list[str], gen: torch.Generator | None) -> list[AgentTrace]:
     """One text agent turn per message, batched: fresh memory, prefill, decode."""
     ids, mask = left_pad([render(rt.tokenizer, msg) for msg in messages], rt.pad_id, rt.model.device)
     memory = Memory.empty(rt.model, len(messages))
     h = memory.forward_ids(ids, mask)[:, -1]
-    return [(_text(rt, d), d) for d in decode(memory, h, rt.eos_ids, rt.config.sampling, gen)]
+    decoded = decode(memory, h, rt.eos_ids, rt.config.sampling, gen)
+    return [_trace(rt, role, d, int(n)) for d, n in zip(decoded, mask.sum(1))]
 
 
-def _trace(role: str, text: str, d: Decoded, latent: int = 0) -> AgentTrace:
-    return AgentTrace(role, len(d.tokens), 1 + d.forwards, latent, text)
+def _trace(rt: Runtime, role: str, d: Decoded, prompt_length: int) -> AgentTrace:
+    return AgentTrace(role, len(d.tokens), 1 + d.forwards, 0, _text(rt, d), prompt_length + len(d.tokens))
 
 
 @register("single")
@@ -121,8 +131,8 @@ def _trace(role: str, text: str, d: Decoded, latent: int = 0) -> AgentTrace:
 def single(
     rt: Runtime, questions: list[str], answer_format: str, gen: torch.Generator | None = None
 ) -> list[Generation]:
-    said = _speak(rt, [agent_message(SOLVER, q, answer_format) for q in questions], gen)
-    return [Generation(text, [_trace(SOLVER.name, text, d)]) for text, d in said]
+    said = _speak(rt, SOLVER.name, [agent_message(SOLVER, q, answer_format) for q in questions], gen)
+    return [Generation(t.text, [t]) for t in said]
 
 
 @register("text_mas")
@@ -130,8 +140,7 @@ def single(
 def text_mas(
     rt: Runtime, questions: list[str], answer_format: str, gen: torch.Generator | None = None
 ) -> list[Generation]:
-    roles = topology(rt.config.topology)
-    *workers, final = roles
+    *workers, final = topology(rt.config.topology)
     traces: list[list[AgentTrace]] = [[] for _ in questions]
     passed: list[list[tuple[str, str]]] = [[] for _ in questions]  # what each question's next agents read
     hierarchical = rt.config.topology == "hierarchical"
@@ -139,14 +148,11 @@ def text_mas(
         msgs = [
             agent_message(role, q, context=None if hierarchical else text_context(p)) for q, p in zip(questions, passed)
         ]
-        for i, (text, d) in enumerate(_speak(rt, msgs, gen)):
-            traces[i].append(_trace(role.name, text, d))
-            passed[i].append((role.name, strip_think(text) if rt.config.strip_think else text))
+        for i, t in enumerate(_speak(rt, role.name, msgs, gen)):
+            traces[i].append(t)
+            passed[i].append((role.name, strip_think(t.text) if rt.config.strip_think else t.text))
     msgs = [agent_message(final, q, answer_format, text_context(p)) for q, p in zip(questions, passed)]
-    out = []
-    for i, (text, d) in enumerate(_speak(rt, msgs, gen)):
-        out.append(Generation(text, traces[i] + [_trace(final.name, text, d)]))
-    return out
+    return [Generation(t.text, traces[i] + [t]) for i, t in enumerate(_speak(rt, final.name, msgs, gen))]
 
 
 @register("latent_mas")
@@ -155,15 +161,17 @@ def latent_mas(
     rt: Runtime, questions: list[str], answer_format: str, gen: torch.Generator | None = None
 ) -> list[Generation]:
     cfg = rt.config
+    m = cfg.latent_steps
     *workers, final = topology(cfg.topology)
     align = get_alignment(rt.model, cfg.align, cfg.align_lambda)
     worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format)
-    lm = build_memory(rt.model, cfg.topology, worker_prompts, final_prompts, cfg.latent_steps, align, rt.pad_id)
+    lm = build_memory(rt.model, cfg.topology, worker_prompts, final_prompts, m, align, rt.pad_id)
+    norm, cos = latent_stats(rt.model, torch.cat(lm.latents, 1))
     decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen)
     out = []
-    m = cfg.latent_steps
     for i, d in enumerate(decoded):
-        text = _text(rt, d)
-        agents = [AgentTrace(role.name, 0, 1 + m, m) for role in workers]
-        out.append(Generation(text, agents + [_trace(final.name, text, d)], int(lm.memory_length[i])))
+        agents = [AgentTrace(r.name, 0, 1 + m, m, None, len(worker_prompts[k][i]) + m) for k, r in enumerate(workers)]
+        agents.append(_trace(rt, final.name, d, len(final_prompts[i])))
+        stats = {} if m == 0 else {"latent_norm": float(norm[i]), "latent_cos": float(cos[i])}
+        out.append(Generation(agents[-1].text, agents, int(lm.memory_length[i]), **stats))
     return out

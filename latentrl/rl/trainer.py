@@ -20,13 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from accelerate.utils import is_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
 from latentrl.latent import build_memory, build_trajectory, get_alignment, recompute
+from latentrl.latent.diagnostics import latent_stats
 from latentrl.latent.memory import gaussian_logdensity
 from latentrl.latent.trajectory import Trajectory
 from latentrl.mas.decode import Sampling, decode
@@ -175,17 +175,13 @@ class LatentGRPOTrainer(GRPOTrainer):
         return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
 
 
-@torch.no_grad()
 def latent_diagnostics(lm: PreTrainedModel, latents: list[torch.Tensor]) -> dict[str, float]:
     """Per worker: mean latent norm and mean cosine to the nearest input embedding (drift off the token manifold)."""
-    emb = F.normalize(lm.get_input_embeddings().weight.float(), dim=-1)
     out = {}
     for k, lat in enumerate(latents):
-        if lat.numel() == 0:
-            continue
-        flat = lat.reshape(-1, lat.shape[-1]).float()
-        out[f"latent/agent{k}_norm"] = flat.norm(dim=-1).mean().item()
-        out[f"latent/agent{k}_nearest_cos"] = (F.normalize(flat, dim=-1) @ emb.T).max(-1).values.mean().item()
+        if lat.shape[1]:
+            norm, cos = latent_stats(lm, lat)
+            out[f"latent/agent{k}_norm"], out[f"latent/agent{k}_nearest_cos"] = norm.mean().item(), cos.mean().item()
     return out
 
 
