@@ -21,6 +21,8 @@ import yaml
 
 from latentrl.eval import EvalConfig, run_eval
 from latentrl.eval.grid import AXES, expand
+from latentrl.eval.report import group_seeds
+from latentrl.tracking import log_sweep
 
 
 def plan(config: dict) -> list[EvalConfig]:
@@ -45,17 +47,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the points and exit")
     args = ap.parse_args(argv)
     try:
-        points = plan(yaml.safe_load(Path(args.config).read_text()) or {})
+        config = yaml.safe_load(Path(args.config).read_text()) or {}
+        points = plan(config)
     except (ValueError, TypeError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return 2
+    summaries = []
     for i, p in enumerate(points, 1):
         done = (Path(p.output) / "summary.json").exists()
         print(f"[{i}/{len(points)}] {p.output}{'  (summary exists: resumes/skips)' if done else ''}", file=sys.stderr)
-        if not args.dry_run:
-            summary = run_eval(p)
-            if summary:
-                print(json.dumps({k: summary[k] for k in ("task", "method", "latent_steps", "seed", "accuracy")}))
+        if not args.dry_run and (summary := run_eval(p)):
+            summaries.append(summary)
+            print(json.dumps({k: summary[k] for k in ("task", "method", "latent_steps", "seed", "accuracy")}))
+    first = points[0]
+    if summaries and first.wandb:  # rank 0 only: other ranks return empty summaries
+        root = Path(config.get("output", EvalConfig.output))
+        log_sweep(root, first.wandb_project, first.wandb_group, group_seeds(summaries))
     return 0
 
 

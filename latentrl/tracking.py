@@ -56,3 +56,35 @@ def log_eval(out: Path, project: str, group: str | None, config: dict, summary: 
     mode = run.settings.mode
     run.finish()
     return mode
+
+
+SWEEP_COLUMNS = ["task", "method", "topology", "latent_steps", "seeds", "accuracy", "ci_low", "ci_high"]
+SWEEP_COLUMNS += ["output_tokens", "forwards", "kv_length", "seconds_per_question", "latent_norm", "latent_cos"]
+
+
+def log_sweep(out: Path, project: str, group: str | None, points: list[dict]) -> str:
+    """One summary run for a sweep: the table of points and accuracy-vs-m line plots per task."""
+    import wandb
+
+    run = start_run(out, project, group, f"{group or out.name}-summary", {"points": len(points)})
+    rows = [[p.get(c) for c in SWEEP_COLUMNS[:5]] + [p["accuracy"], *p["accuracy_ci95"]] + [p.get(c) for c in
+            SWEEP_COLUMNS[8:]] for p in points]  # fmt: skip
+    run.log({"sweep": wandb.Table(columns=SWEEP_COLUMNS, data=rows)})
+    for task in sorted({p["task"] for p in points}):
+        latent = [p for p in points if p["task"] == task and p["method"] == "latent_mas"]
+        ms = sorted({p["latent_steps"] for p in latent})
+        if not ms:
+            continue
+        series = {}
+        for p in latent:
+            series.setdefault(p["topology"], {})[p["latent_steps"]] = p["accuracy"]
+        for p in points:  # baselines: flat lines over the same m axis
+            if p["task"] == task and p["method"] != "latent_mas":
+                series[f"{p['method']} ({p['topology']})"] = dict.fromkeys(ms, p["accuracy"])
+        keys = sorted(series)
+        plot = wandb.plot.line_series(xs=ms, ys=[[series[k].get(m) for m in ms] for k in keys], keys=keys,
+                                      title=f"{task}: accuracy vs latent steps", xname="latent steps m")  # fmt: skip
+        run.log({f"{task}/accuracy_vs_m": plot})
+    mode = run.settings.mode
+    run.finish()
+    return mode

@@ -64,3 +64,16 @@ def test_report_numbers_equal_the_predictions_and_figures_exist(model_dir, data_
 
     assert [p.name for p in pngs] == sorted(f"gsm8k_{n}.png" for n in FIGURES)
     assert all(p.stat().st_size > 5000 for p in pngs)
+
+
+def test_wandb_sweep_summary_run_offline(model_dir, data_file, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    for var in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    path = tmp_path / "sweep.yaml"
+    cfg = config(model_dir, data_file, tmp_path / "out", wandb=True, limit=2, seed=[0])
+    path.write_text(json.dumps(cfg))
+    assert sweep.main(["--config", str(path)]) == 0
+    runs = sorted((tmp_path / "out").rglob("offline-run-*"))
+    assert len(runs) == 3 + 1  # one per point, plus the sweep's summary run with the accuracy-vs-m plot
