@@ -8,14 +8,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from latentrl.eval.plots import draw_all
+from latentrl.eval.plots import draw_all, train_eval_heatmap
 from latentrl.eval.report import find_summaries, group_seeds, markdown_table
 
 
 def write_report(sweep_dir: str, out: Path) -> Path:
     points = group_seeds(find_summaries([sweep_dir]))
-    points.sort(key=lambda p: (p["task"], p["method"], p["topology"], p["latent_steps"]))
-    figures = draw_all(points, out)
+    points.sort(
+        key=lambda p: (p["task"], p["method"], p["topology"], p.get("train_latent_steps") or -1, p["latent_steps"])
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    untrained = [p for p in points if p.get("train_latent_steps") is None]
+    figures = draw_all(untrained, out) if untrained else []
+    heatmap = train_eval_heatmap(points, out)
+    figures += [heatmap] if heatmap else []
     lines = [f"# Sweep report: {sweep_dir}", "", markdown_table(points), ""]
     lines += [f"![{f.stem}]({f.name})" for f in figures]
     path = out / "report.md"

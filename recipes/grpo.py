@@ -10,6 +10,7 @@ field of LatentGRPOConfig and TRL's GRPOConfig is accepted. Checkpoints go to ou
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     trainer.train(resume_from_checkpoint=resume_point(args.resume_from_checkpoint, args.output_dir))
     trainer.save_model(args.output_dir)
+    # The recipe beside the adapter, so evaluations know how it was trained (e.g. its latent steps).
+    with open(os.path.join(args.output_dir, "latentrl_recipe.json"), "w") as fh:
+        json.dump(args.to_dict(), fh, indent=2, default=str)
     trainer.save_state()  # trainer_state.json: the log history that recipes/plot_training.py reads
 
 

@@ -66,7 +66,7 @@ def test_cli_grid_with_seeds_and_report(model_dir, data_file, tmp_path, capsys):
     table = capsys.readouterr().out.splitlines()
     assert len(table) == 2 + 3 and all("| 2 |" in row for row in table[2:])  # 3 points, 2 seeds each
     # The table's accuracy is the mean over the seeds' predictions.
-    row = next(r for r in table if "| latent_mas |" in r and "| 2 | 2 |" in r)
+    row = next(r for r in table if "| latent_mas | sequential | - | 2 | 2 |" in r)
     accs = []
     for s in (0, 1):
         rows = [json.loads(x) for x in (tmp_path / f"gsm8k/latent_mas-sequential-m2-s{s}/predictions.jsonl").open()]

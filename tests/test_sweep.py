@@ -57,7 +57,7 @@ def test_report_numbers_equal_the_predictions_and_figures_exist(model_dir, data_
             pred = tmp_path / "out" / f"gsm8k/latent_mas-sequential-m{m}-s{seed}/predictions.jsonl"
             rows = [json.loads(x) for x in pred.open()]
             accs.append(sum(r["correct"] for r in rows) / len(rows))
-        row = next(r for r in text.splitlines() if r.startswith(f"| gsm8k | latent_mas | sequential | {m} |"))
+        row = next(r for r in text.splitlines() if r.startswith(f"| gsm8k | latent_mas | sequential | - | {m} |"))
         assert f"| {sum(accs) / 2:.3f} |" in row
     pngs = sorted((tmp_path / "report").glob("*.png"))
     from latentrl.eval.plots import FIGURES
@@ -77,3 +77,36 @@ def test_wandb_sweep_summary_run_offline(model_dir, data_file, tmp_path, monkeyp
     assert sweep.main(["--config", str(path)]) == 0
     runs = sorted((tmp_path / "out").rglob("offline-run-*"))
     assert len(runs) == 3 + 1  # one per point, plus the sweep's summary run with the accuracy-vs-m plot
+
+
+def test_trained_sweep_grid_and_heatmap(model_dir, tmp_path):
+    import trained_sweep
+
+    cfg = {
+        "recipe": "recipes/configs/arithmetic_cpu.yaml",
+        "train_latent_steps": [0, 1],
+        "train_overrides": {
+            "model_name": model_dir,
+            "max_steps": 1,
+            "save_steps": 1,
+            "report_to": "none",
+            "max_completion_length": 4,
+            "train_size": 16,
+        },  # fmt: skip
+        "output": str(tmp_path / "out"),
+        "eval": {
+            "model": model_dir,
+            "task": "arithmetic",
+            "method": "latent_mas",
+            "latent_steps": [0, 1],
+            "limit": 2,
+            "max_new_tokens": 3,
+        },  # fmt: skip
+    }
+    path = tmp_path / "trained.yaml"
+    path.write_text(json.dumps(cfg))
+    assert trained_sweep.main(["--config", str(path)]) == 0
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "out").rglob("summary.json")]
+    assert sorted((s["train_latent_steps"], s["latent_steps"]) for s in summaries) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    sweep_report.write_report(str(tmp_path / "out"), tmp_path / "report")
+    assert (tmp_path / "report" / "train_m_x_eval_m.png").stat().st_size > 5000

@@ -90,3 +90,31 @@ def draw_all(points: list[dict], out: Path) -> list[Path]:
             plt.close(fig)
             written.append(path)
     return written
+
+
+def train_eval_heatmap(points: list[dict], out: Path) -> Path | None:
+    """Accuracy of adapters trained at m (rows) and evaluated at m (columns); None without trained points."""
+    trained = [p for p in points if p.get("train_latent_steps") is not None]
+    if not trained:
+        return None
+    rows = sorted({p["train_latent_steps"] for p in trained})
+    cols = sorted({p["latent_steps"] for p in trained})
+    grid = [[float("nan")] * len(cols) for _ in rows]
+    for p in trained:
+        grid[rows.index(p["train_latent_steps"])][cols.index(p["latent_steps"])] = p["accuracy"]
+    fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 2.5, 0.9 * len(rows) + 2))
+    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=max(1e-9, max(p["accuracy"] for p in trained)))
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="w")
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set_xlabel("eval m")
+    ax.set_ylabel("train m")
+    ax.set_title("accuracy: train m x eval m")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    path = out / "train_m_x_eval_m.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

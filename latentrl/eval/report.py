@@ -11,6 +11,7 @@ COLUMNS = (
     ("task", "task", "{}"),
     ("method", "method", "{}"),
     ("topology", "topology", "{}"),
+    ("train m", "train_latent_steps", "{}"),
     ("m", "latent_steps", "{}"),
     ("seeds", "seeds", "{}"),
     ("n", "n", "{:g}"),
@@ -22,10 +23,12 @@ COLUMNS = (
     ("forwards/q", "forwards", "{:.1f}"),
     ("s/q", "seconds_per_question", "{:.2f}"),
 )
-POINT = ("task", "method", "topology", "latent_steps", "model", "adapter")
+POINT = ("task", "method", "topology", "latent_steps", "model", "adapter", "train_latent_steps")
 
 
 def _cell(fmt: str, value) -> str:
+    if value is None:
+        return "-"
     return fmt.format(*value) if isinstance(value, list | tuple) else fmt.format(value)
 
 
@@ -46,5 +49,5 @@ def group_seeds(summaries: list[dict]) -> list[dict]:
 def markdown_table(summaries: list[dict]) -> str:
     head = "| " + " | ".join(c[0] for c in COLUMNS) + " |"
     rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    rows = ["| " + " | ".join(_cell(fmt, s.get(key, 1)) for _, key, fmt in COLUMNS) + " |" for s in summaries]
+    rows = ["| " + " | ".join(_cell(fmt, s.get(key)) for _, key, fmt in COLUMNS) + " |" for s in summaries]
     return "\n".join([head, rule, *rows])

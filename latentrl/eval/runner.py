@@ -141,6 +141,12 @@ def world() -> World:
     return World(dist.get_rank(), dist.get_world_size(), dist.barrier, f"cuda:{local}" if cuda else "cpu")
 
 
+def trained_latent_steps(adapter: str | None) -> int | None:
+    """The m an adapter was trained with, from the recipe saved beside it (None: not known)."""
+    recipe = Path(adapter) / "latentrl_recipe.json" if adapter else None
+    return json.loads(recipe.read_text()).get("latent_steps") if recipe and recipe.exists() else None
+
+
 def kv_bytes_per_token(model) -> int:
     """Bytes of K and V one position costs over all layers (GQA-aware)."""
     c = model.config
@@ -229,6 +235,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
         "seed": cfg.seed,
         "model": cfg.model,
         "adapter": cfg.adapter,
+        "train_latent_steps": trained_latent_steps(cfg.adapter),
         **summarize(rows),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,

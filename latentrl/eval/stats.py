@@ -78,7 +78,8 @@ def aggregate(summaries: list[dict]) -> dict:
     if len(summaries) == 1:
         return {**first, "seeds": 1}
     acc = [s["accuracy"] for s in summaries]
-    out = {k: first.get(k) for k in ("task", "method", "topology", "latent_steps", "model", "adapter")}
+    keys = ("task", "method", "topology", "latent_steps", "model", "adapter", "train_latent_steps")
+    out = {k: first.get(k) for k in keys}
     for key in ("n", "accuracy_strict", "invalid_format_rate", "output_tokens", "forwards", "seconds_per_question"):
         out[key] = statistics.fmean(s[key] for s in summaries)
     out.update(seeds=len(summaries), accuracy=statistics.fmean(acc), accuracy_ci95=seed_interval(acc))
