@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from latentrl.eval import EvalConfig, run_eval
+from latentrl.eval import ConfigError, EvalConfig, run_eval
 from latentrl.eval.grid import AXES, expand
 from latentrl.eval.report import group_seeds
 from latentrl.tracking import log_sweep
@@ -56,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     for i, p in enumerate(points, 1):
         done = (Path(p.output) / "summary.json").exists()
         print(f"[{i}/{len(points)}] {p.output}{'  (summary exists: resumes/skips)' if done else ''}", file=sys.stderr)
-        if not args.dry_run and (summary := run_eval(p)):
+        try:
+            summary = None if args.dry_run else run_eval(p)
+        except ConfigError as err:
+            print(f"sweep: error: {err}", file=sys.stderr)
+            return 2
+        if summary:
             summaries.append(summary)
             print(json.dumps({k: summary[k] for k in ("task", "method", "latent_steps", "seed", "accuracy")}))
     first = points[0]

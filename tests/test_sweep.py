@@ -110,3 +110,13 @@ def test_trained_sweep_grid_and_heatmap(model_dir, tmp_path):
     assert sorted((s["train_latent_steps"], s["latent_steps"]) for s in summaries) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     sweep_report.write_report(str(tmp_path / "out"), tmp_path / "report")
     assert (tmp_path / "report" / "train_m_x_eval_m.png").stat().st_size > 5000
+
+
+def test_changed_sweep_config_refuses_to_mix_into_old_points(model_dir, data_file, tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    cfg = config(model_dir, data_file, tmp_path / "out", method=["latent_mas"], latent_steps=[1], seed=[0])
+    path.write_text(json.dumps(cfg))
+    assert sweep.main(["--config", str(path)]) == 0
+    path.write_text(json.dumps({**cfg, "max_new_tokens": 9}))
+    assert sweep.main(["--config", str(path)]) == 2
+    assert "max_new_tokens: 4 -> 9" in capsys.readouterr().err
