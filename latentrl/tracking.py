@@ -34,6 +34,8 @@ def wandb_mode() -> str:
 
 
 def start_run(out: Path, project: str, group: str | None, name: str, config: dict[str, Any]):
+    if os.environ.get("WANDB_MODE") == "":  # set but empty: wandb itself would reject it
+        del os.environ["WANDB_MODE"]
     try:
         import wandb
     except ImportError as err:

@@ -241,8 +241,10 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if cfg.wandb:
+    logged = out / "wandb.logged"  # a rerun of a finished point does not log a second W&B run
+    if cfg.wandb and (mine or not logged.exists()):
         from latentrl.tracking import log_eval
 
         summary["wandb_mode"] = log_eval(out, cfg.wandb_project, cfg.wandb_group, asdict(cfg), summary, rows)
+        logged.write_text(summary["wandb_mode"])
     return summary
