@@ -17,7 +17,6 @@ import os
 import resource
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from latentrl.latent.align import MODES
 from latentrl.mas import Generation, MethodConfig, Runtime, Sampling, get_method
 from latentrl.models import DEFAULT_MODEL, eos_token_ids, load_model
 from latentrl.tasks import Example, Score, Task, get_task
+from latentrl.tasks.registry import score_many
 from latentrl.tasks.sources import SOURCES
 
 
@@ -186,7 +186,7 @@ def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: W
     rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg.method_config())
     method = get_method(cfg.method)
     desc = f"{cfg.task} {cfg.method} m={cfg.latent_steps}" + (f" rank {w.rank}" if w.size > 1 else "")
-    scorers = ThreadPoolExecutor(os.cpu_count() or 1) if task.executes_code else None  # sandboxed processes
+    per_token = kv_bytes_per_token(lm.model)
     with open(path, "a", encoding="utf-8") as fh, tqdm(total=len(todo), desc=desc, disable=not progress) as bar:
         for start in range(0, len(todo), cfg.batch_size):
             batch = todo[start : start + cfg.batch_size]
@@ -194,13 +194,9 @@ def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: W
             t0 = time.perf_counter()
             generations = method(rt, [ex.question for ex in batch], task.answer_format, gen)
             seconds = (time.perf_counter() - t0) / len(batch)
-            texts = [g.text for g in generations]
-            scores = list(scorers.map(task.score, texts, batch) if scorers else map(task.score, texts, batch))
-            per_token = kv_bytes_per_token(lm.model)
+            scores = score_many(task, [g.text for g in generations], batch)
             store.append(fh, [record(s, ex, g, seconds, per_token) for s, ex, g in zip(scores, batch, generations)])
             bar.update(len(batch))
-    if scorers:
-        scorers.shutdown()
 
 
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:

@@ -8,12 +8,11 @@ the sandbox (separate processes, a pool of them), never in the trainer process.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from latentrl.tasks import Example, Score, Task
 from latentrl.tasks.answers import normalize_number
+from latentrl.tasks.registry import score_many
 
 Reward = Callable[..., list[float]]
 
@@ -26,11 +25,7 @@ def score_all(task: Task, completions: list, gold: list[str], meta: list[str] | 
     """Score completions against their examples; code tasks fan out over sandbox processes."""
     metas = [json.loads(m) if m else {} for m in meta] if meta else [{} for _ in gold]
     examples = [Example(str(i), "", g, m) for i, (g, m) in enumerate(zip(gold, metas))]
-    texts = [_text(c) for c in completions]
-    if not task.executes_code:
-        return [task.score(t, ex) for t, ex in zip(texts, examples)]
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        return list(pool.map(task.score, texts, examples))
+    return score_many(task, [_text(c) for c in completions], examples)
 
 
 def correctness_reward(task: Task) -> Reward:

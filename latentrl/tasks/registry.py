@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 
@@ -37,6 +39,14 @@ class Task:
 
 
 TASKS: dict[str, Task] = {}
+
+
+def score_many(task: Task, texts: list[str], examples: list[Example]) -> list[Score]:
+    """Score outputs in order; code tasks fan out over a pool (each score runs a sandboxed process)."""
+    if not task.executes_code:
+        return [task.score(t, ex) for t, ex in zip(texts, examples)]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        return list(pool.map(task.score, texts, examples))
 
 
 def register(task: Task) -> Task:
