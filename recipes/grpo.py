@@ -43,6 +43,7 @@ def resume_point(value: str | None, output_dir: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     (args,) = TrlParser((LatentGRPOConfig,)).parse_args_and_config(argv)
+    os.environ.setdefault("WANDB_DIR", args.output_dir)  # offline W&B files beside the run, not in the cwd
     task = get_task(args.task)
     if task.executes_code:  # allowed by the config check; rewards then run code in the sandbox only
         from latentrl.tasks.sandbox import enable_code_execution
