@@ -1,0 +1,63 @@
+"""LatentMAS vs TextMAS vs single on the same questions, model, backend and batch: wall-clock, tokens, forwards.
+
+    .venv/bin/python bench/methods.py [--questions 16] [--m 8] [--max-new-tokens 256] [--batch-size 8]
+
+All three run in this one process on the same GSM8K questions, greedy; the printed ratios are
+text_mas / latent_mas (speed-up) and 1 - tokens(latent_mas) / tokens(text_mas) (token saving).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
+from latentrl.models import eos_token_ids, load_model
+from latentrl.tasks import get_task
+
+
+def run(lm, method: str, questions: list[str], fmt: str, m: int, max_new: int, batch: int) -> dict:
+    cfg = MethodConfig(latent_steps=m, sampling=Sampling(max_new_tokens=max_new))
+    rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg)
+    fn = get_method(method)
+    t0 = time.perf_counter()
+    gens = []
+    for s in range(0, len(questions), batch):
+        gens += fn(rt, questions[s : s + batch], fmt, None)
+    seconds = time.perf_counter() - t0
+    n = len(questions)
+    return {
+        "s/q": seconds / n,
+        "tokens/q": sum(g.output_tokens for g in gens) / n,
+        "forwards/q": sum(g.forwards for g in gens) / n,
+        "kv/q": sum(g.kv_length for g in gens) / n,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--questions", type=int, default=16)
+    ap.add_argument("--m", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    args = ap.parse_args()
+    lm = load_model(device="cpu", dtype=args.dtype)
+    task = get_task("gsm8k")
+    questions = sorted((e.question for e in task.load("offline", None)[: args.questions]), key=len, reverse=True)
+    print(f"{lm.name}, {args.dtype}, {torch.get_num_threads()} threads, {len(questions)} GSM8K questions, greedy, "
+          f"batch {args.batch_size}, max_new_tokens {args.max_new_tokens}, m={args.m}")  # fmt: skip
+    rows = {}
+    for method in ("single", "text_mas", "latent_mas"):
+        rows[method] = run(lm, method, questions, task.answer_format, args.m, args.max_new_tokens, args.batch_size)
+        print(f"  {method:10s} " + "  ".join(f"{k} {v:8.2f}" for k, v in rows[method].items()))
+    t, lat = rows["text_mas"], rows["latent_mas"]
+    print(f"latent_mas vs text_mas: {t['s/q'] / lat['s/q']:.2f}x faster, "
+          f"{100 * (1 - lat['tokens/q'] / t['tokens/q']):.1f}% fewer output tokens, "
+          f"{t['forwards/q'] / lat['forwards/q']:.2f}x fewer forwards")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
