@@ -14,12 +14,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def _series(points: list[dict]) -> dict[str, list[dict]]:
+def _series(points: list[dict]) -> list[tuple[str, str, list[dict]]]:
+    """(label, color, points sorted by m) per method/topology; one fixed color per series in every figure."""
     series: dict[str, list[dict]] = {}
     for p in points:
         label = p["method"] if p["method"] == "single" else f"{p['method']} ({p['topology']})"
         series.setdefault(label, []).append(p)
-    return {k: sorted(v, key=lambda p: p["latent_steps"]) for k, v in series.items()}
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return [
+        (label, colors[i % len(colors)], sorted(series[label], key=lambda p: p["latent_steps"]))
+        for i, label in enumerate(sorted(series))
+    ]
 
 
 def _errors(points: list[dict]) -> list[list[float]]:
@@ -31,14 +36,13 @@ def _errors(points: list[dict]) -> list[list[float]]:
 
 def accuracy_vs_m(points: list[dict], ax) -> None:
     ms = sorted({p["latent_steps"] for p in points if p["method"] == "latent_mas"}) or [0]
-    for label, pts in _series(points).items():
+    for label, color, pts in _series(points):
         if pts[0]["method"] == "latent_mas":
             ax.errorbar([p["latent_steps"] for p in pts], [p["accuracy"] for p in pts], yerr=_errors(pts), marker="o",
-                        capsize=3, label=label)  # fmt: skip
+                        capsize=3, label=label, color=color)  # fmt: skip
         else:
-            p = pts[0]
-            line = ax.axhline(p["accuracy"], linestyle="--", label=label)
-            ax.axhspan(*p["accuracy_ci95"], color=line.get_color(), alpha=0.12)
+            ax.axhline(pts[0]["accuracy"], linestyle="--", label=label, color=color)
+            ax.axhspan(*pts[0]["accuracy_ci95"], color=color, alpha=0.12)
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xticks(ms, [str(m) for m in ms])
     ax.set_xlabel("latent steps m")
@@ -46,19 +50,20 @@ def accuracy_vs_m(points: list[dict], ax) -> None:
 
 
 def accuracy_vs_cost(points: list[dict], ax, cost: str = "forwards") -> None:
-    for label, pts in _series(points).items():
+    for label, color, pts in _series(points):
         ax.errorbar([p[cost] for p in pts], [p["accuracy"] for p in pts], yerr=_errors(pts), marker="o", capsize=3,
-                    linestyle="-" if len(pts) > 1 else "none", label=label)  # fmt: skip
+                    linestyle="-" if len(pts) > 1 else "none", label=label, color=color)  # fmt: skip
     ax.set_xlabel({"forwards": "forward passes / question", "seconds_per_question": "seconds / question"}[cost])
     ax.set_ylabel("accuracy (95% CI)")
 
 
 def tokens_vs_m(points: list[dict], ax) -> None:
-    for label, pts in _series(points).items():
+    for label, color, pts in _series(points):
         if pts[0]["method"] == "latent_mas":
-            ax.plot([p["latent_steps"] for p in pts], [p["output_tokens"] for p in pts], marker="o", label=label)
+            ax.plot([p["latent_steps"] for p in pts], [p["output_tokens"] for p in pts], marker="o", label=label,
+                    color=color)  # fmt: skip
         else:
-            ax.axhline(pts[0]["output_tokens"], linestyle="--", label=label)
+            ax.axhline(pts[0]["output_tokens"], linestyle="--", label=label, color=color)
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel("latent steps m")
     ax.set_ylabel("output tokens / question")
