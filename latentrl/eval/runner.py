@@ -155,7 +155,7 @@ def kv_bytes_per_token(model) -> int:
     return 2 * c.num_hidden_layers * heads * head_dim * next(model.parameters()).element_size()
 
 
-def record(score: Score, ex: Example, g: Generation, seconds: float, kv_bytes_per_token: int = 0) -> dict:
+def record(score: Score, ex: Example, g: Generation, seconds: float, kv_entry_bytes: int = 0) -> dict:
     return {
         "id": ex.id,
         "question": ex.question,
@@ -172,7 +172,7 @@ def record(score: Score, ex: Example, g: Generation, seconds: float, kv_bytes_pe
         "latent_steps": g.latent_steps,
         "memory_length": g.memory_length,
         "kv_length": g.kv_length,
-        "kv_bytes": g.kv_length * kv_bytes_per_token,
+        "kv_bytes": g.kv_length * kv_entry_bytes,
         "latent_norm": g.latent_norm,
         "latent_cos": g.latent_cos,
         "seconds": seconds,

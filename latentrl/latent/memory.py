@@ -7,6 +7,7 @@ which appends the new columns' mask, derives positions from the mask and returns
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -19,9 +20,13 @@ from latentrl.latent.align import Alignment
 
 
 def cache_keyword(decoder: torch.nn.Module) -> str:
-    """transformers 5.24 names the cache argument `cache`, earlier 5.x `past_key_values`."""
-    params = inspect.signature(decoder.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    """transformers 5.24 names the cache argument `cache`, earlier 5.x `past_key_values` (asked once per class)."""
+    return _cache_keyword(type(decoder))
+
+
+@functools.cache
+def _cache_keyword(cls: type) -> str:
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
 
 
 class GrowingLayer(DynamicLayer):

@@ -64,18 +64,16 @@ def decode(
     """
     head = memory.model.get_output_embeddings()
     n = memory.batch
-    out = [Decoded([], 0) for _ in range(n)]
     alive = torch.arange(n, device=h_last.device)  # original row of each batch row
     eos = torch.tensor(eos_ids, device=h_last.device)
+    steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # (rows, tokens, logprobs) per step
     for step in range(sampling.max_new_tokens):
         logits = head(h_last)
         nxt = pick(logits, sampling, generator)
-        for row, tok in zip(alive.tolist(), nxt.tolist()):
-            out[row].tokens.append(tok)
+        lp = None
         if logprobs:
-            lp = torch.log_softmax(logits.float() / (sampling.temperature or 1.0), -1).gather(1, nxt[:, None])
-            for row, value in zip(alive.tolist(), lp.squeeze(1).tolist()):
-                out[row].logprobs.append(value)
+            lp = torch.log_softmax(logits.float() / (sampling.temperature or 1.0), -1).gather(1, nxt[:, None])[:, 0]
+        steps.append((alive, nxt, lp))
         keep = ~torch.isin(nxt, eos)
         if step == sampling.max_new_tokens - 1 or not bool(keep.any()):
             break
@@ -83,8 +81,22 @@ def decode(
             idx = keep.nonzero().flatten()
             memory.select(idx)
             alive, nxt = alive[idx], nxt[idx]
-        for row in alive.tolist():
-            out[row].forwards += 1
         ones = torch.ones(memory.batch, 1, dtype=torch.long, device=nxt.device)
         h_last = memory.forward_ids(nxt[:, None], ones)[:, -1]
+    return _assemble(n, steps)
+
+
+def _assemble(n: int, steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> list[Decoded]:
+    """Per-row results from per-step tensors, in one pass after decoding (no per-step Python over rows).
+
+    A row takes part in one decode forward per token after its first, so forwards = tokens - 1."""
+    out = [Decoded([], 0) for _ in range(n)]
+    for rows, toks, lps in steps:
+        for row, tok in zip(rows.tolist(), toks.tolist()):
+            out[row].tokens.append(tok)
+        if lps is not None:
+            for row, value in zip(rows.tolist(), lps.tolist()):
+                out[row].logprobs.append(value)
+    for d in out:
+        d.forwards = max(len(d.tokens) - 1, 0)
     return out
