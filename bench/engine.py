@@ -15,11 +15,12 @@ import statistics
 import time
 
 import torch
+from methods import run  # bench/methods.py, beside this script
 
 from latentrl.latent import Memory, get_alignment
-from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
+from latentrl.mas import Sampling
 from latentrl.mas.decode import pick
-from latentrl.models import eos_token_ids, load_model
+from latentrl.models import load_model
 from latentrl.tasks import get_task
 
 
@@ -54,17 +55,6 @@ def step_times(model, batch: int, context: int, repeats: int) -> tuple[float, fl
     return statistics.median(latent), statistics.median(decode)
 
 
-def throughput(lm, questions: list[str], answer_format: str, m: int, batch: int, max_new: int):
-    cfg = MethodConfig(latent_steps=m, sampling=Sampling(max_new_tokens=max_new))
-    rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg)
-    method = get_method("latent_mas")
-    t0 = time.perf_counter()
-    texts = []
-    for s in range(0, len(questions), batch):
-        texts += [g.text for g in method(rt, questions[s : s + batch], answer_format, None)]
-    return len(questions) / (time.perf_counter() - t0), texts
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--context", type=int, default=256)
@@ -93,7 +83,8 @@ def main() -> None:
     )
     results = {}
     for batch in (1, 8):
-        results[batch] = throughput(lm, questions, task.answer_format, args.m, batch, args.max_new_tokens)
+        metrics, texts = run(lm, "latent_mas", questions, task.answer_format, args.m, args.max_new_tokens, batch)
+        results[batch] = (1 / metrics["s/q"], texts)
         print(f"   batch {batch}: {results[batch][0]:.3f} questions/s")
     same = sum(a == b for a, b in zip(results[1][1], results[8][1]))
     print(f"   batch 8 / batch 1 = {results[8][0] / results[1][0]:.2f}x; identical outputs: {same}/{len(questions)}")

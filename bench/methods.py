@@ -18,7 +18,8 @@ from latentrl.models import eos_token_ids, load_model
 from latentrl.tasks import get_task
 
 
-def run(lm, method: str, questions: list[str], fmt: str, m: int, max_new: int, batch: int) -> dict:
+def run(lm, method: str, questions: list[str], fmt: str, m: int, max_new: int, batch: int) -> tuple[dict, list[str]]:
+    """One method over `questions` in batches, greedy: per-question cost figures and the output texts."""
     cfg = MethodConfig(latent_steps=m, sampling=Sampling(max_new_tokens=max_new))
     rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg)
     fn = get_method(method)
@@ -28,12 +29,13 @@ def run(lm, method: str, questions: list[str], fmt: str, m: int, max_new: int, b
         gens += fn(rt, questions[s : s + batch], fmt, None)
     seconds = time.perf_counter() - t0
     n = len(questions)
-    return {
+    metrics = {
         "s/q": seconds / n,
         "tokens/q": sum(g.output_tokens for g in gens) / n,
         "forwards/q": sum(g.forwards for g in gens) / n,
         "kv/q": sum(g.kv_length for g in gens) / n,
     }
+    return metrics, [g.text for g in gens]
 
 
 def main() -> None:
@@ -51,7 +53,7 @@ def main() -> None:
           f"batch {args.batch_size}, max_new_tokens {args.max_new_tokens}, m={args.m}")  # fmt: skip
     rows = {}
     for method in ("single", "text_mas", "latent_mas"):
-        rows[method] = run(lm, method, questions, task.answer_format, args.m, args.max_new_tokens, args.batch_size)
+        rows[method], _ = run(lm, method, questions, task.answer_format, args.m, args.max_new_tokens, args.batch_size)
         print(f"  {method:10s} " + "  ".join(f"{k} {v:8.2f}" for k, v in rows[method].items()))
     t, lat = rows["text_mas"], rows["latent_mas"]
     print(f"latent_mas vs text_mas: {t['s/q'] / lat['s/q']:.2f}x faster, "
