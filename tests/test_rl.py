@@ -66,6 +66,31 @@ def test_rollout_logprobs_equal_recomputed_logprobs(tmp_path, grad_mode, topolog
     assert out["prompt_ids"][0].count(trainer.latent_id) == (3 if topology == "sequential" else 3) * m
 
 
+def test_grad_none_reuses_rollout_latents_only_while_the_policy_is_the_rollouts(tmp_path):
+    trainer = make_trainer(tmp_path, m=3)
+    torch.manual_seed(0)
+    out = latent_rollout(QUESTIONS, trainer)
+    ids, mask, C = batch_from_rollout(out, trainer.pad_id)
+    calls = []
+    trainer.model.model.register_forward_hook(lambda *_: calls.append(1))
+
+    def logps_and_forwards():
+        calls.clear()
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, C)
+        return logps.detach(), len(calls)
+
+    reused, n_reused = logps_and_forwards()
+    trainer.args.reuse_rollout_latents = False
+    recomputed, n_recomputed = logps_and_forwards()
+    trainer.args.reuse_rollout_latents = True
+    trainer.state.global_step += 1  # an optimizer step later: the recorded latents are stale
+    stale, n_stale = logps_and_forwards()
+    assert n_reused == 1 < n_recomputed == n_stale  # the teacher-forced forward alone vs the recurrence too
+    valid = mask[:, -C:].bool()
+    assert (reused - recomputed)[valid].abs().max() <= 1e-5
+    assert torch.equal(stale, recomputed)
+
+
 def test_padded_and_unpadded_rows_agree(tmp_path):
     trainer = make_trainer(tmp_path)
     out = latent_rollout(QUESTIONS, trainer)

@@ -6,6 +6,7 @@ from latentrl.latent.topology import LatentMemory, build_memory, hierarchical_me
 from latentrl.latent.trajectory import (
     Trajectory,
     build_trajectory,
+    fill_latents,
     hierarchical_trajectory,
     left_pad,
     recompute,
@@ -21,6 +22,7 @@ __all__ = [
     "build_memory",
     "build_trajectory",
     "concat_rows",
+    "fill_latents",
     "get_alignment",
     "hierarchical_memory",
     "hierarchical_trajectory",

@@ -130,6 +130,18 @@ class Recomputed(NamedTuple):
     means: torch.Tensor  # (B, n_latent, d) align(h) at each latent column, in column order
 
 
+def fill_latents(model: PreTrainedModel, traj: Trajectory, latent_inputs: torch.Tensor) -> torch.Tensor:
+    """The trajectory's input embeddings with the latent columns set to recorded inputs (B, n_latent, d).
+
+    No forward: when the policy has not changed since the rollout, its recorded latents are exactly what
+    `recompute` would derive, so training can skip the recurrence.
+    """
+    dev = model.get_input_embeddings().weight.device
+    embeds = model.get_input_embeddings()(traj.input_ids.to(dev))
+    cols = torch.nonzero(traj.latent_mask.to(dev).any(0)).flatten()
+    return embeds.index_copy(1, cols, latent_inputs.to(device=dev, dtype=embeds.dtype))
+
+
 def recompute(
     model: PreTrainedModel,
     traj: Trajectory,

@@ -39,6 +39,13 @@ class LatentGRPOConfig(GRPOConfig):
         default=0.0,
         metadata={"help": "exploration: N(0, std^2) noise on latent inputs, its log-density in the ratio (needs full)"},
     )
+    reuse_rollout_latents: bool = field(
+        default=True,
+        metadata={
+            "help": "grad_mode none: the loss forward feeds the rollout's latents when the policy is unchanged "
+            "since (exact; skips the recurrence). false: always recompute"
+        },
+    )
     align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
     align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer"})
     format_reward: float = field(default=0.0, metadata={"help": "weight of the answer-format reward (0 = off)"})

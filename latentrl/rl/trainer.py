@@ -10,7 +10,8 @@ the batch layout of the rows, refills the latent columns with the recurrence (`l
 gradient through the latent steps when grad_mode='full') and runs one teacher-forced forward through
 TRL's fused log-prob head. The recurrence is deterministic, so these log-probs equal the rollout's
 sampling log-probs, and old/new ratios, the KL to the reference (adapters disabled) and every TRL loss
-type work unchanged.
+type work unchanged. In grad_mode 'none', the loss forward at the same optimizer step as its rollout
+feeds the rollout's recorded latents instead (the same values; it skips the recurrence's forwards).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
-from latentrl.latent import build_memory, build_trajectory, get_alignment, recompute
+from latentrl.latent import build_memory, build_trajectory, fill_latents, get_alignment, recompute
 from latentrl.latent.diagnostics import latent_stats
 from latentrl.latent.memory import gaussian_logdensity
 from latentrl.latent.trajectory import Trajectory
@@ -77,7 +78,8 @@ class Segments:
 
     workers: list[list[int]]
     final: list[int]
-    latents: torch.Tensor | None = None  # (n_latent, d) the noisy inputs fed, when exploring
+    latents: torch.Tensor | None = None  # (n_latent, d) the latent inputs fed (noisy when exploring), on CPU
+    step: int = -1  # the optimizer step whose policy made the rollout
 
 
 def extend(traj: Trajectory, ids: torch.Tensor, mask: torch.Tensor) -> Trajectory:
@@ -123,10 +125,17 @@ class LatentGRPOTrainer(GRPOTrainer):
             self.args.topology, workers, [s.final for s in segs], self.args.latent_steps, self.pad_id, self.latent_id
         )
 
-    def _noisy_inputs(self, rows: list[list[int]]) -> torch.Tensor | None:
-        if not self.args.latent_noise_std or not self.args.latent_steps:
-            return None
-        return torch.stack([self._segments[tuple(r)].latents for r in rows])
+    def _recorded_latents(self, rows: list[list[int]], device: torch.device) -> torch.Tensor:
+        return torch.stack([self._segments[tuple(r)].latents for r in rows]).to(device)
+
+    def _reuses_latents(self, rows: list[list[int]]) -> bool:
+        """True for the loss forward (grad on) of grad_mode 'none' at the optimizer step of the rollout:
+        the policy is the rollout's, so its recorded latents equal the recompute. Reference, old-policy
+        and later-iteration forwards recompute."""
+        a = self.args
+        if not (a.reuse_rollout_latents and a.grad_mode == "none" and a.latent_steps and torch.is_grad_enabled()):
+            return False
+        return all(self._segments[tuple(r)].step == self.state.global_step for r in rows)
 
     def _get_per_token_logps_and_entropies(
         self,
@@ -149,9 +158,13 @@ class LatentGRPOTrainer(GRPOTrainer):
             ids, mask = input_ids[s : s + batch_size], attention_mask[s : s + batch_size]
             rows = [r[:P][m[:P].bool()].tolist() for r, m in zip(ids, mask)]
             prompt = self.trajectory(rows)
-            noisy = self._noisy_inputs(rows)
-            with no_gradient_checkpointing(lm):
-                prefix, means = recompute(lm, prompt, align, grad=grad, latent_inputs=noisy)
+            dev = lm.get_input_embeddings().weight.device
+            noisy = self._recorded_latents(rows, dev) if self.args.latent_noise_std and self.args.latent_steps else None
+            if self._reuses_latents(rows):  # grad_mode none only, so never with exploration noise
+                prefix = fill_latents(lm, prompt, self._recorded_latents(rows, dev))
+            else:
+                with no_gradient_checkpointing(lm):
+                    prefix, means = recompute(lm, prompt, align, grad=grad, latent_inputs=noisy)
             comp_ids, comp_mask = ids[:, P:], mask[:, P:]
             full = extend(prompt, comp_ids, comp_mask)
             embeds = torch.cat([prefix, lm.get_input_embeddings()(comp_ids)], 1)
@@ -209,14 +222,14 @@ def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, 
         if noise and args.latent_steps:  # the latent actions' log-density, on the first token (as the recompute)
             for d, dens in zip(decoded, mem.logdensity.tolist()):
                 d.logprobs[0] += dens
-        latents = torch.cat(mem.latents, 1) if noise and args.latent_steps else None
+        latents = torch.cat(mem.latents, 1).cpu() if args.latent_steps else None
         for key, value in latent_diagnostics(lm, mem.latents).items():
             trainer._metrics["train"][key].append(value)
         trainer._metrics["train"]["latent/memory_length"].append(mem.memory_length.float().mean().item())
         lm.train(was_training)
-    rows = []
+    rows, step = [], trainer.state.global_step
     for q in range(len(prompts)):
-        segs = Segments([w[q] for w in workers], finals[q], None if latents is None else latents[q])
+        segs = Segments([w[q] for w in workers], finals[q], None if latents is None else latents[q], step)
         row = [t for w in segs.workers for t in w + [trainer.latent_id] * args.latent_steps] + segs.final
         trainer.remember(row, segs)
         rows.append(row)
