@@ -27,6 +27,7 @@ from latentrl.eval import store
 from latentrl.eval.stats import summarize
 from latentrl.latent.align import MODES
 from latentrl.mas import Generation, MethodConfig, Runtime, Sampling, get_method
+from latentrl.mas.vllm_decode import VLLMUnavailable
 from latentrl.models import DEFAULT_MODEL, eos_token_ids, load_model
 from latentrl.tasks import Example, Score, Task, get_task
 from latentrl.tasks.registry import score_many
@@ -57,6 +58,9 @@ class EvalConfig:
     data_file: str | None = field(default=None, metadata={"help": "local data file, overrides the source"})
     device: str | None = field(default=None, metadata={"help": "cuda / cpu (default: cuda if available)"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
+    backend: str = field(
+        default="hf", metadata={"help": "final agent's decode: hf | vllm (latent_mas, sequential; GPU profile)"}
+    )
     output: str = field(default="runs/eval", metadata={"help": "output directory"})
     allow_code_execution: bool = field(
         default=False, metadata={"help": "run generated code (sandboxed) to score code tasks"}
@@ -85,14 +89,20 @@ class EvalConfig:
                 f"task '{self.task}' scores answers by running generated code; pass --allow-code-execution "
                 "to run it in the sandbox (separate process, resource limits, no network)"
             )
+        if self.backend != "hf" and self.method != "latent_mas":
+            raise ConfigError(f"--backend {self.backend} applies to latent_mas only, not '{self.method}'")
+        if self.backend == "vllm" and self.adapter:
+            raise ConfigError("--backend vllm loads weights from the model path: merge the adapter and pass its dir")
         self.method_config()
         return task
 
     def method_config(self) -> MethodConfig:
         try:
             sampling = Sampling(self.max_new_tokens, self.temperature, self.top_p, self.seed)
-            return MethodConfig(self.topology, self.latent_steps, self.align, self.align_lambda, sampling=sampling)
-        except ValueError as err:
+            return MethodConfig(
+                self.topology, self.latent_steps, self.align, self.align_lambda, sampling=sampling, backend=self.backend
+            )
+        except (ValueError, VLLMUnavailable) as err:
             raise ConfigError(str(err)) from err
 
     def fingerprint(self) -> dict:
@@ -103,7 +113,8 @@ def _check_dir(cfg: EvalConfig, out: Path, rank: int) -> None:
     path = out / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
-        diff = {k: (old.get(k), v) for k, v in cfg.fingerprint().items() if old.get(k) != v}
+        default = EvalConfig().fingerprint()  # a key an older run did not record had its default value
+        diff = {k: (old.get(k, default[k]), v) for k, v in cfg.fingerprint().items() if old.get(k, default[k]) != v}
         if diff:
             changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise ConfigError(f"{out} holds a run with another config ({changes}); use a new --output directory")

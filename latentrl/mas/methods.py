@@ -24,6 +24,7 @@ from latentrl.latent.memory import Memory
 from latentrl.mas.decode import Decoded, Sampling, decode
 from latentrl.mas.prompts import agent_message, latent_prompts, render, text_context
 from latentrl.mas.roles import SOLVER, topology
+from latentrl.mas.vllm_decode import check_backend, decode_final
 from latentrl.tasks.answers import strip_think
 
 
@@ -35,11 +36,13 @@ class MethodConfig:
     align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer lambda"})
     strip_think: bool = field(default=True, metadata={"help": "text_mas: drop <think> blocks from passed-on text"})
     sampling: Sampling = field(default_factory=Sampling)
+    backend: str = field(default="hf", metadata={"help": "latent_mas final-agent decode: hf | vllm (sequential)"})
 
     def __post_init__(self) -> None:
         topology(self.topology)  # validates the name
         if self.latent_steps < 0:
             raise ValueError(f"latent steps must be >= 0, got {self.latent_steps}")
+        check_backend(self.backend, self.topology)
 
 
 @dataclass
@@ -167,7 +170,10 @@ def latent_mas(
     worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format)
     lm = build_memory(rt.model, cfg.topology, worker_prompts, final_prompts, m, align, rt.pad_id)
     norm, cos = latent_stats(rt.model, torch.cat(lm.latents, 1))
-    decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen)
+    if cfg.backend == "vllm":  # the same latent prefix, decoded by vLLM from its embeddings
+        decoded = decode_final(rt, worker_prompts, final_prompts, lm.latents, gen)
+    else:
+        decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen)
     out = []
     for i, d in enumerate(decoded):
         agents = [AgentTrace(r.name, 0, 1 + m, m, None, len(worker_prompts[k][i]) + m) for k, r in enumerate(workers)]
