@@ -2,10 +2,12 @@
 
 1. latent step vs decode step at the same context length (both: one forward of one position);
    steps alternate from the same cached state, the cache cropped back after each, medians reported.
-2. questions/s of latent_mas at batch 8 vs batch 1 on the same questions, outputs compared.
+2. questions/s of latent_mas at batch 1, 2, 4, 8, 16 on the same questions, outputs compared with batch 1,
+   and the part of each question's time spent prefilling the agents' prompts (which batching cannot amortize
+   where prefill is compute-bound).
 
     .venv/bin/python bench/engine.py [--context 256] [--repeats 40] [--questions 16] [--m 8]
-        [--max-new-tokens 256] [--dtype float32|bfloat16]
+        [--max-new-tokens 64] [--batches 1,2,4,8,16] [--dtype float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import time
 import torch
 from methods import run  # bench/methods.py, beside this script
 
-from latentrl.latent import Memory, get_alignment
+from latentrl.latent import Memory, build_memory, get_alignment
 from latentrl.mas import Sampling
 from latentrl.mas.decode import pick
+from latentrl.mas.prompts import latent_prompts
 from latentrl.models import load_model
 from latentrl.tasks import get_task
 
@@ -55,6 +58,18 @@ def step_times(model, batch: int, context: int, repeats: int) -> tuple[float, fl
     return statistics.median(latent), statistics.median(decode)
 
 
+@torch.no_grad()
+def prefill_seconds(lm, questions: list[str], fmt: str, batch: int) -> float:
+    """Seconds per question spent prefilling the four agents' prompts (the memory at m = 0, no decode)."""
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+    align = get_alignment(lm.model, "ridge")
+    t0 = time.perf_counter()
+    for s in range(0, len(questions), batch):
+        workers, finals = latent_prompts(lm.tokenizer, "sequential", questions[s : s + batch], fmt)
+        build_memory(lm.model, "sequential", workers, finals, 0, align, pad)
+    return (time.perf_counter() - t0) / len(questions)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--context", type=int, default=256)
@@ -62,6 +77,7 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=16)
     ap.add_argument("--m", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--batches", default="1,2,4,8,16", help="comma list; the first is the reference")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = ap.parse_args()
@@ -81,13 +97,16 @@ def main() -> None:
         f"\n2. latent_mas questions/s, {len(questions)} GSM8K questions, "
         f"m={args.m}, max_new_tokens={args.max_new_tokens}"
     )
-    results = {}
-    for batch in (1, 8):
+    ref_qps = ref_texts = None
+    for batch in (int(b) for b in args.batches.split(",")):
         metrics, texts = run(lm, "latent_mas", questions, task.answer_format, args.m, args.max_new_tokens, batch)
-        results[batch] = (1 / metrics["s/q"], texts)
-        print(f"   batch {batch}: {results[batch][0]:.3f} questions/s")
-    same = sum(a == b for a, b in zip(results[1][1], results[8][1]))
-    print(f"   batch 8 / batch 1 = {results[8][0] / results[1][0]:.2f}x; identical outputs: {same}/{len(questions)}")
+        qps = 1 / metrics["s/q"]
+        if ref_qps is None:
+            ref_qps, ref_texts, ref_batch = qps, texts, batch
+        same = sum(a == b for a, b in zip(ref_texts, texts))
+        pre = prefill_seconds(lm, questions, task.answer_format, batch)
+        print(f"   batch {batch:2d}: {qps:.3f} questions/s, {qps / ref_qps:.2f}x batch {ref_batch}, "
+              f"identical outputs {same}/{len(questions)}; agent prefills {pre:.2f} of {1 / qps:.2f} s/q")  # fmt: skip
 
 
 if __name__ == "__main__":

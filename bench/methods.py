@@ -1,9 +1,10 @@
 """LatentMAS vs TextMAS vs single on the same questions, model, backend and batch: wall-clock, tokens, forwards.
 
-    .venv/bin/python bench/methods.py [--questions 16] [--m 8] [--max-new-tokens 256] [--batch-size 8]
+    .venv/bin/python bench/methods.py [--questions 16] [--m 8,20] [--max-new-tokens 256] [--batch-size 8]
 
 All three run in this one process on the same GSM8K questions, greedy; the printed ratios are
-text_mas / latent_mas (speed-up) and 1 - tokens(latent_mas) / tokens(text_mas) (token saving).
+text_mas / latent_mas (speed-up) and 1 - tokens(latent_mas) / tokens(text_mas) (token saving), for each
+m in the `--m` list (the paper's m = 20 and a smaller one).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def run(lm, method: str, questions: list[str], fmt: str, m: int, max_new: int, b
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, default=16)
-    ap.add_argument("--m", type=int, default=8)
+    ap.add_argument("--m", default="8,20", help="comma list of latent steps for latent_mas")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
@@ -50,15 +51,19 @@ def main() -> None:
     task = get_task("gsm8k")
     questions = sorted((e.question for e in task.load("offline", None)[: args.questions]), key=len, reverse=True)
     print(f"{lm.name}, {args.dtype}, {torch.get_num_threads()} threads, {len(questions)} GSM8K questions, greedy, "
-          f"batch {args.batch_size}, max_new_tokens {args.max_new_tokens}, m={args.m}")  # fmt: skip
+          f"batch {args.batch_size}, max_new_tokens {args.max_new_tokens}")  # fmt: skip
     rows = {}
-    for method in ("single", "text_mas", "latent_mas"):
-        rows[method], _ = run(lm, method, questions, task.answer_format, args.m, args.max_new_tokens, args.batch_size)
-        print(f"  {method:10s} " + "  ".join(f"{k} {v:8.2f}" for k, v in rows[method].items()))
-    t, lat = rows["text_mas"], rows["latent_mas"]
-    print(f"latent_mas vs text_mas: {t['s/q'] / lat['s/q']:.2f}x faster, "
-          f"{100 * (1 - lat['tokens/q'] / t['tokens/q']):.1f}% fewer output tokens, "
-          f"{t['forwards/q'] / lat['forwards/q']:.2f}x fewer forwards")  # fmt: skip
+    ms = [int(m) for m in args.m.split(",")]
+    for method, m in [("single", 0), ("text_mas", 0)] + [("latent_mas", m) for m in ms]:
+        name = f"{method} m={m}" if method == "latent_mas" else method
+        rows[name], _ = run(lm, method, questions, task.answer_format, m, args.max_new_tokens, args.batch_size)
+        print(f"  {name:15s} " + "  ".join(f"{k} {v:8.2f}" for k, v in rows[name].items()), flush=True)
+    t = rows["text_mas"]
+    for m in ms:
+        lat = rows[f"latent_mas m={m}"]
+        print(f"latent_mas m={m} vs text_mas: {t['s/q'] / lat['s/q']:.2f}x faster, "
+              f"{100 * (1 - lat['tokens/q'] / t['tokens/q']):.1f}% fewer output tokens, "
+              f"{t['forwards/q'] / lat['forwards/q']:.2f}x fewer forwards")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -122,3 +122,22 @@ def test_recompute_with_grad_backpropagates_through_latent_steps(tok):
 def test_left_pad_refuses_an_empty_segment():
     with pytest.raises(ValueError, match="empty prompt"):
         left_pad([[1, 2], []], 0)
+
+
+@pytest.mark.parametrize("topology", ["sequential", "hierarchical"])
+def test_kv_buffer_is_sized_once_when_the_decode_budget_is_known(model, tok, topology):
+    from latentrl.latent import build_memory
+    from latentrl.mas.decode import Sampling, decode
+
+    *workers, final = prompts(tok)
+    align, budget = get_alignment(model, "ridge"), 5
+    with torch.no_grad():
+        sized = build_memory(model, topology, workers, final, 2, align, tok.pad_token_id, reserve=budget)
+        grown = build_memory(model, topology, workers, final, 2, align, tok.pad_token_id)
+        width = sized.memory.mask.shape[1]
+        buffers = [layer._k.data_ptr() for layer in sized.memory.cache.layers]
+        a = decode(sized.memory, sized.h_last, [], Sampling(max_new_tokens=budget))
+        b = decode(grown.memory, grown.h_last, [], Sampling(max_new_tokens=budget))
+    assert [layer._k.data_ptr() for layer in sized.memory.cache.layers] == buffers  # never reallocated
+    assert all(layer._k.shape[-2] == width + budget for layer in sized.memory.cache.layers)
+    assert [d.tokens for d in a] == [d.tokens for d in b]

@@ -33,9 +33,14 @@ class GrowingLayer(DynamicLayer):
     """A DynamicLayer that appends into spare capacity instead of re-concatenating the whole cache.
 
     HF's DynamicLayer copies all past keys/values on every decode step (torch.cat); at batch 8 and a
-    context of ~800 that was 14 ms of an 89 ms step on the embedded model. Here the buffer doubles
-    when full and `keys`/`values` are views of its filled part.
+    context of ~800 that was 14 ms of an 89 ms step on the embedded model. Here `keys`/`values` are
+    views of the filled part of a buffer. The buffer is sized once to `capacity` when the caller knows
+    the final length (then it is never copied and holds just the KV), else it doubles when full.
     """
+
+    def __init__(self, capacity: int = 0):
+        super().__init__()
+        self._capacity = capacity
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
@@ -44,7 +49,7 @@ class GrowingLayer(DynamicLayer):
             self._n = 0
         n, t = self._n, key_states.shape[-2]
         if self._k is None or n + t > self._k.shape[-2]:
-            cap = max(2 * (n + t), 64)
+            cap = self._capacity if self._k is None and n + t <= self._capacity else max(2 * (n + t), 64)
             k = key_states.new_empty(*key_states.shape[:-2], cap, key_states.shape[-1])
             v = value_states.new_empty(*value_states.shape[:-2], cap, value_states.shape[-1])
             if n:
@@ -63,16 +68,22 @@ class GrowingLayer(DynamicLayer):
             self._n = self.keys.shape[-2]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep rows `indices` (ascending) by moving their filled columns to the front of the same buffer:
+        no second full-size buffer, and the spare capacity is not copied."""
         if self.is_initialized and self._k is not None:
-            self._k, self._v = self._k[indices], self._v[indices]
-            self.keys, self.values = self._k[..., : self._n, :], self._v[..., : self._n, :]
+            r, n = len(indices), self._n
+            for buf in (self._k, self._v):
+                buf[:r, :, :n] = buf[indices, :, :n]
+            self._k, self._v = self._k[:r], self._v[:r]
+            self.keys, self.values = self._k[..., :n, :], self._v[..., :n, :]
 
 
-def new_cache() -> DynamicCache:
-    """An empty DynamicCache; its layers are GrowingLayers unless grad is on (in-place appends break autograd)."""
+def new_cache(capacity: int = 0) -> DynamicCache:
+    """An empty DynamicCache; its layers are GrowingLayers of `capacity` columns (0: unknown) unless grad is
+    on (in-place appends break autograd)."""
     cache = DynamicCache()
     if not torch.is_grad_enabled():
-        cache.layer_class_to_replicate = GrowingLayer
+        cache.layer_class_to_replicate = functools.partial(GrowingLayer, capacity)
     return cache
 
 
@@ -91,11 +102,11 @@ class Memory:
     forwards: int = 0  # forward calls made on this memory (batched calls count once)
 
     @classmethod
-    def empty(cls, model: PreTrainedModel, batch: int) -> Memory:
+    def empty(cls, model: PreTrainedModel, batch: int, capacity: int = 0) -> Memory:
+        """A memory with no columns; `capacity` is the column count it will reach, when known (sizes the KV once)."""
         dev = model.get_input_embeddings().weight.device
-        return cls(
-            model, torch.zeros(batch, 0, dtype=torch.long, device=dev), torch.zeros(batch, dtype=torch.long, device=dev)
-        )
+        mask = torch.zeros(batch, 0, dtype=torch.long, device=dev)
+        return cls(model, mask, torch.zeros(batch, dtype=torch.long, device=dev), new_cache(capacity))
 
     @property
     def batch(self) -> int:
@@ -167,14 +178,15 @@ def gaussian_logdensity(x: torch.Tensor, mean: torch.Tensor, std: float) -> torc
     return -0.5 * (z * z).sum(1) - z.shape[1] * (math.log(std) + 0.5 * math.log(2 * math.pi))
 
 
-def concat_rows(memory: Memory, groups: int) -> Memory:
-    """Fold rows [q0g0, q0g1, ..., q1g0, ...] into one row per question by concatenating the groups' KV.
+def concat_rows(memory: Memory, groups: int, extra: int = 0) -> Memory:
+    """Fold rows [q0g0, q0g1, ..., q1g0, ...] into one row per question by concatenating the groups' KV,
+    with room for `extra` more columns.
 
     Used by the hierarchical topology: experts run as independent rows (they cannot see each other),
     then the summarizer reads all of them. Its positions continue after the longest expert branch.
     """
     b = memory.batch // groups
-    cache = new_cache()
+    cache = new_cache(groups * memory.mask.shape[1] + extra)
     for i, (k, v) in enumerate(memory.layers()):
         cache.update(_fold(k, b, groups), _fold(v, b, groups), i)
     mask = memory.mask.reshape(b, -1)

@@ -40,9 +40,12 @@ def sequential_memory(
     align: Alignment,
     pad_id: int,
     noise_std: float = 0.0,
+    reserve: int = 0,
 ) -> LatentMemory:
-    """prompts[agent][question] token ids; the last agent is the final one."""
-    memory = Memory.empty(model, len(prompts[0]))
+    """prompts[agent][question] token ids; the last agent is the final one. `reserve`: columns to keep
+    room for after the final prompt (the decode budget), so the KV buffer is sized once."""
+    width = sum(max(map(len, p)) for p in prompts) + m * (len(prompts) - 1)
+    memory = Memory.empty(model, len(prompts[0]), width + reserve)
     latents, logdensity = [], 0.0
     for agent_prompts in prompts[:-1]:
         h = _prefill(memory, agent_prompts, pad_id)
@@ -62,15 +65,18 @@ def hierarchical_memory(
     align: Alignment,
     pad_id: int,
     noise_std: float = 0.0,
+    reserve: int = 0,
 ) -> LatentMemory:
-    """expert_prompts[expert][question]; experts run as parallel rows, question-major."""
+    """expert_prompts[expert][question]; experts run as parallel rows, question-major. `reserve` as in
+    `sequential_memory`."""
     n_exp, n_q = len(expert_prompts), len(final_prompts)
     flat = [expert_prompts[e][q] for q in range(n_q) for e in range(n_exp)]
-    rows = Memory.empty(model, len(flat))
+    rows = Memory.empty(model, len(flat), max(map(len, flat)) + m)
     h = _prefill(rows, flat, pad_id)
     lat, dens = latent_steps(rows, h, m, align, noise_std)
     lat = lat.view(n_q, n_exp, m, lat.shape[-1])
-    memory = concat_rows(rows, n_exp)
+    memory = concat_rows(rows, n_exp, max(map(len, final_prompts)) + reserve)
+    del rows  # the experts' own cache: its KV now lives in `memory`
     length = memory.real_length()
     h = _prefill(memory, final_prompts, pad_id)
     return LatentMemory(memory, h, list(lat.unbind(1)), length, dens.view(n_q, n_exp).sum(1))
@@ -85,8 +91,9 @@ def build_memory(
     align: Alignment,
     pad_id: int,
     noise_std: float = 0.0,
+    reserve: int = 0,
 ) -> LatentMemory:
-    """The memory of either topology; worker_prompts[agent][question]."""
+    """The memory of either topology; worker_prompts[agent][question]; `reserve`: the decode budget."""
     if topology == "hierarchical":
-        return hierarchical_memory(model, worker_prompts, final_prompts, m, align, pad_id, noise_std)
-    return sequential_memory(model, [*worker_prompts, final_prompts], m, align, pad_id, noise_std)
+        return hierarchical_memory(model, worker_prompts, final_prompts, m, align, pad_id, noise_std, reserve)
+    return sequential_memory(model, [*worker_prompts, final_prompts], m, align, pad_id, noise_std, reserve)

@@ -119,7 +119,7 @@ def _text(rt: Runtime, d: Decoded) -> str:
 def _speak(rt: Runtime, role: str, messages: list[str], gen: torch.Generator | None) -> list[AgentTrace]:
     """One text agent turn per message, batched: fresh memory, prefill, decode."""
     ids, mask = left_pad([render(rt.tokenizer, msg) for msg in messages], rt.pad_id, rt.model.device)
-    memory = Memory.empty(rt.model, len(messages))
+    memory = Memory.empty(rt.model, len(messages), ids.shape[1] + rt.config.sampling.max_new_tokens)
     h = memory.forward_ids(ids, mask)[:, -1]
     decoded = decode(memory, h, rt.eos_ids, rt.config.sampling, gen)
     return [_trace(rt, role, d, int(n)) for d, n in zip(decoded, mask.sum(1))]
@@ -168,7 +168,8 @@ def latent_mas(
     *workers, final = topology(cfg.topology)
     align = get_alignment(rt.model, cfg.align, cfg.align_lambda)
     worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format)
-    lm = build_memory(rt.model, cfg.topology, worker_prompts, final_prompts, m, align, rt.pad_id)
+    budget = cfg.sampling.max_new_tokens if cfg.backend == "hf" else 0  # KV room for the HF decode
+    lm = build_memory(rt.model, cfg.topology, worker_prompts, final_prompts, m, align, rt.pad_id, reserve=budget)
     norm, cos = latent_stats(rt.model, torch.cat(lm.latents, 1))
     if cfg.backend == "vllm":  # the same latent prefix, decoded by vLLM from its embeddings
         decoded = decode_final(rt, worker_prompts, final_prompts, lm.latents, gen)

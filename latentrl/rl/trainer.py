@@ -216,8 +216,9 @@ def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, 
         lm.eval()
         noise = args.latent_noise_std
         mem = build_memory(
-            lm, args.topology, workers, finals, args.latent_steps, trainer.alignment(lm), trainer.pad_id, noise
-        )
+            lm, args.topology, workers, finals, args.latent_steps, trainer.alignment(lm), trainer.pad_id, noise,
+            reserve=args.max_completion_length,
+        )  # fmt: skip
         decoded = decode(mem.memory, mem.h_last, trainer.stop_ids, sampling, logprobs=True)
         if noise and args.latent_steps:  # the latent actions' log-density, on the first token (as the recompute)
             for d, dens in zip(decoded, mem.logdensity.tolist()):
