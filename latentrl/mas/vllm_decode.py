@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import PreTrainedModel
 
-from latentrl.latent.trajectory import sequential_trajectory
+from latentrl.latent.trajectory import fill_latents, sequential_trajectory
 from latentrl.mas.decode import Decoded, Sampling
 
 if TYPE_CHECKING:
@@ -76,10 +76,7 @@ def prefix_embeds(
     """
     m = latents[0].shape[1] if latents else 0
     traj = sequential_trajectory([*worker_prompts, final_prompts], m, pad_id, latent_id=pad_id)
-    emb = model.get_input_embeddings()
-    embeds = emb(traj.input_ids.to(emb.weight.device))
-    if m:
-        embeds[traj.latent_mask.to(embeds.device)] = torch.cat(latents, 1).reshape(-1, embeds.shape[-1]).to(embeds)
+    embeds = fill_latents(model, traj, torch.cat(latents, 1))
     keep = traj.attention_mask.to(embeds.device).bool()
     return [row[k] for row, k in zip(embeds, keep)]
 
