@@ -7,7 +7,7 @@
    where prefill is compute-bound).
 
     .venv/bin/python bench/engine.py [--context 256] [--repeats 40] [--questions 16] [--m 8]
-        [--max-new-tokens 64] [--batches 1,2,4,8,16] [--dtype float32|bfloat16]
+        [--max-new-tokens 64] [--batches 1,2,4,8,16] [--dtype float32|bfloat16] [--device cuda] [--shape qwen3-4b]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import statistics
 import time
 
+import shapes  # bench/shapes.py, beside this script
 import torch
 from methods import run  # bench/methods.py, beside this script
 
@@ -23,7 +24,6 @@ from latentrl.latent import Memory, build_memory, get_alignment
 from latentrl.mas import Sampling
 from latentrl.mas.decode import pick
 from latentrl.mas.prompts import latent_prompts
-from latentrl.models import load_model
 from latentrl.tasks import get_task
 
 
@@ -38,10 +38,10 @@ def step_times(model, batch: int, context: int, repeats: int) -> tuple[float, fl
     """Median seconds of one latent step and one decode step, alternating, same context length."""
     align = get_alignment(model, "ridge")
     head = model.get_output_embeddings()
-    memory = Memory.empty(model, batch)
-    ids = torch.randint(100, 1000, (batch, context))
+    memory = Memory.empty(model, batch, context + 8)
+    ids = torch.randint(100, 1000, (batch, context), device=model.device)
     h = memory.forward_ids(ids, torch.ones_like(ids))[:, -1]
-    one = torch.ones(batch, 1, dtype=torch.long)
+    one = torch.ones(batch, 1, dtype=torch.long, device=model.device)
     latent, decode = [], []
     for i in range(repeats + 3):
         for kind in ("latent", "decode") if i % 2 else ("decode", "latent"):
@@ -51,6 +51,7 @@ def step_times(model, batch: int, context: int, repeats: int) -> tuple[float, fl
             else:
                 nxt = pick(head(h), Sampling(), None)
                 memory.forward_ids(nxt[:, None], one)
+            shapes.sync(model.device)
             dt = time.perf_counter() - t0
             crop(memory, context)
             if i >= 3:  # warm-up
@@ -67,6 +68,7 @@ def prefill_seconds(lm, questions: list[str], fmt: str, batch: int) -> float:
     for s in range(0, len(questions), batch):
         workers, finals = latent_prompts(lm.tokenizer, "sequential", questions[s : s + batch], fmt)
         build_memory(lm.model, "sequential", workers, finals, 0, align, pad)
+    shapes.sync(lm.device)
     return (time.perf_counter() - t0) / len(questions)
 
 
@@ -79,11 +81,11 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batches", default="1,2,4,8,16", help="comma list; the first is the reference")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    shapes.add_args(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    lm = load_model(device="cpu", dtype=args.dtype)
-    print(f"model: {lm.name}, {args.dtype}, {torch.get_num_threads()} threads")
+    lm = shapes.load(args)
+    print(f"model: {lm.name}, {args.dtype}, {args.device}, {torch.get_num_threads()} CPU threads")
     print(f"\n1. latent step vs decode step, context {args.context}, median of {args.repeats} alternating pairs")
     for batch in (1, 8):
         lat, dec = step_times(lm.model, batch, args.context, args.repeats)

@@ -1,6 +1,7 @@
 """Peak memory vs the model + KV estimate, one fresh process per configuration.
 
     .venv/bin/python bench/memory.py [--questions 8] [--max-new-tokens 128] [--configs latent_mas:1:8,...]
+        [--dtype float32|bfloat16] [--device cuda] [--shape qwen3-4b]
 
 Each configuration (method:batch:m[:topology]) runs in its own child process so its peak is its own: peak RSS (CPU)
 or peak allocated GPU memory, against
@@ -19,6 +20,7 @@ import resource
 import subprocess
 import sys
 
+import shapes  # bench/shapes.py, beside this script
 import torch
 
 DEFAULT_CONFIGS = "single:1:0,latent_mas:1:8,latent_mas:8:8,latent_mas:8:32,latent_mas:8:8:hierarchical,text_mas:8:0"
@@ -28,13 +30,14 @@ def rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def child(method: str, batch: int, m: int, topology: str, questions: int, max_new: int, device: str) -> dict:
+def child(args: argparse.Namespace, method: str, batch: int, m: int, topology: str) -> dict:
     from latentrl.eval.runner import kv_bytes_per_token
     from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
-    from latentrl.models import eos_token_ids, load_model
+    from latentrl.models import eos_token_ids
     from latentrl.tasks import get_task
 
-    lm = load_model(device=device, dtype="float32")
+    questions, max_new, device = args.questions, args.max_new_tokens, args.device
+    lm = shapes.load(args)
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters()) / 2**20
     with torch.no_grad():  # touch every weight: memory-mapped checkpoints are paged in lazily
         lm.model(torch.ones(1, 1, dtype=torch.long, device=lm.device))
@@ -61,22 +64,24 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--configs", default=DEFAULT_CONFIGS, help="comma list of method:batch:m[:topology]")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    shapes.add_args(ap)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         method, batch, m, *topology = args.child.split(":")
         topology = topology[0] if topology else "sequential"
-        res = child(method, int(batch), int(m), topology, args.questions, args.max_new_tokens, args.device)
+        res = child(args, method, int(batch), int(m), topology)
         print(json.dumps(res))
         return
-    print(f"embedded model, float32, {args.device}, {args.questions} GSM8K questions, {args.max_new_tokens} new tokens")
+    print(f"{args.shape or 'embedded model'}, {args.dtype}, {args.device}, {args.questions} GSM8K questions, "
+          f"{args.max_new_tokens} new tokens")  # fmt: skip
     width = max(len(c) for c in args.configs.split(","))
     head = "config".ljust(width + 2) + "weights MB  KV MB  est MB | loaded RSS  peak RSS  growth  growth/KV"
     print(head + ("  peak GPU  GPU/est" if args.device == "cuda" else ""))
     for conf in args.configs.split(","):
         cmd = [sys.executable, __file__, "--child", conf, "--questions", str(args.questions)]
-        cmd += ["--max-new-tokens", str(args.max_new_tokens), "--device", args.device]
+        cmd += ["--max-new-tokens", str(args.max_new_tokens), "--device", args.device, "--dtype", args.dtype]
+        cmd += ["--shape", args.shape] if args.shape else []
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         est = r["weights_mb"] + r["kv_mb"]

@@ -1,6 +1,7 @@
 """LatentMAS vs TextMAS vs single on the same questions, model, backend and batch: wall-clock, tokens, forwards.
 
     .venv/bin/python bench/methods.py [--questions 16] [--m 8,20] [--max-new-tokens 256] [--batch-size 8]
+        [--dtype float32|bfloat16] [--device cuda] [--shape qwen3-4b]
 
 All three run in this one process on the same GSM8K questions, greedy; the printed ratios are
 text_mas / latent_mas (speed-up) and 1 - tokens(latent_mas) / tokens(text_mas) (token saving), for each
@@ -12,10 +13,11 @@ from __future__ import annotations
 import argparse
 import time
 
+import shapes  # bench/shapes.py, beside this script
 import torch
 
 from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
-from latentrl.models import eos_token_ids, load_model
+from latentrl.models import eos_token_ids
 from latentrl.tasks import get_task
 
 
@@ -28,6 +30,7 @@ def run(lm, method: str, questions: list[str], fmt: str, m: int, max_new: int, b
     gens = []
     for s in range(0, len(questions), batch):
         gens += fn(rt, questions[s : s + batch], fmt, None)
+    shapes.sync(lm.device)
     seconds = time.perf_counter() - t0
     n = len(questions)
     metrics = {
@@ -45,13 +48,14 @@ def main() -> None:
     ap.add_argument("--m", default="8,20", help="comma list of latent steps for latent_mas")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    shapes.add_args(ap)
     args = ap.parse_args()
-    lm = load_model(device="cpu", dtype=args.dtype)
+    lm = shapes.load(args)
     task = get_task("gsm8k")
     questions = sorted((e.question for e in task.load("offline", None)[: args.questions]), key=len, reverse=True)
-    print(f"{lm.name}, {args.dtype}, {torch.get_num_threads()} threads, {len(questions)} GSM8K questions, greedy, "
-          f"batch {args.batch_size}, max_new_tokens {args.max_new_tokens}")  # fmt: skip
+    print(f"{lm.name}, {args.dtype}, {args.device}, {torch.get_num_threads()} CPU threads, "
+          f"{len(questions)} GSM8K questions, greedy, batch {args.batch_size}, "
+          f"max_new_tokens {args.max_new_tokens}")  # fmt: skip
     rows = {}
     ms = [int(m) for m in args.m.split(",")]
     for method, m in [("single", 0), ("text_mas", 0)] + [("latent_mas", m) for m in ms]:

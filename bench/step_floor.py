@@ -1,6 +1,7 @@
 """What could a static cache + torch.compile (or CUDA graphs) still remove from the one-position step?
 
     .venv/bin/python bench/step_floor.py [--context 256] [--repeats 30] [--batches 1,8] [--dtype float32]
+        [--device cuda] [--shape qwen3-4b]
 
 Compilation and graphs remove Python, dispatch and small-kernel overhead; they cannot make the step read
 the weights faster. So this times, alternating, medians:
@@ -16,21 +17,22 @@ import argparse
 import statistics
 import time
 
+import shapes  # bench/shapes.py, beside this script
 import torch
 import torch.nn.functional as F
 
 from latentrl.latent import Memory, get_alignment
-from latentrl.models import load_model
 
 
 def bench(model, batch: int, context: int, repeats: int) -> None:
     align = get_alignment(model, "ridge")
     memory = Memory.empty(model, batch, context + 8)
-    ids = torch.randint(100, 1000, (batch, context))
+    dev = model.device
+    ids = torch.randint(100, 1000, (batch, context), device=dev)
     h = memory.forward_ids(ids, torch.ones_like(ids))[:, -1]
-    one = torch.ones(batch, 1, dtype=torch.long)
+    one = torch.ones(batch, 1, dtype=torch.long, device=dev)
     weights = [p for n, p in model.get_decoder().named_parameters() if p.dim() == 2 and "embed" not in n]
-    inputs = {w.shape[1]: torch.randn(batch, 1, w.shape[1], dtype=w.dtype) for w in weights}
+    inputs = {w.shape[1]: torch.randn(batch, 1, w.shape[1], dtype=w.dtype, device=dev) for w in weights}
 
     def step():
         memory.forward(align(h)[:, None], one)
@@ -47,12 +49,13 @@ def bench(model, batch: int, context: int, repeats: int) -> None:
         for k in ways if i % 2 else reversed(ways):
             t0 = time.perf_counter()
             ways[k]()
+            shapes.sync(dev)
             if i >= 3:
                 times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     mb = sum(w.numel() * w.element_size() for w in weights) / 2**20
     print(f"  batch {batch}: step {med['step']:.2f} ms, weight matmuls alone {med['weights']:.2f} ms "
-          f"({mb:.0f} MB of weights, {mb / 1024 / med['weights'] * 1e3:.1f} GB/s); "
+          f"({mb:.0f} MB of weights, {mb / 1024 / med['weights'] * 1e3:.1f} GiB/s); "
           f"everything else {med['step'] - med['weights']:.2f} ms = "
           f"{100 * (1 - med['weights'] / med['step']):.0f}% of the step")  # fmt: skip
 
@@ -62,10 +65,10 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    shapes.add_args(ap)
     args = ap.parse_args()
-    lm = load_model(device="cpu", dtype=args.dtype)
-    print(f"{lm.name}, {args.dtype}, {torch.get_num_threads()} threads, context {args.context}")
+    lm = shapes.load(args)
+    print(f"{lm.name}, {args.dtype}, {args.device}, {torch.get_num_threads()} CPU threads, context {args.context}")
     with torch.no_grad():
         for b in args.batches.split(","):
             bench(lm.model, int(b), args.context, args.repeats)
