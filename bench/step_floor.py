@@ -1,7 +1,7 @@
 """What could a static cache + torch.compile (or CUDA graphs) still remove from the one-position step?
 
-    .venv/bin/python bench/step_floor.py [--context 256] [--repeats 30] [--batches 1,8] [--dtype float32]
-        [--device cuda] [--shape qwen3-4b]
+    .venv/bin/python bench/step_floor.py [--context 256] [--repeats 30] [--batches 1,8] [--compile]
+        [--dtype float32] [--device cuda] [--shape qwen3-4b]
 
 Compilation and graphs remove Python, dispatch and small-kernel overhead; they cannot make the step read
 the weights faster. So this times, alternating, medians:
@@ -9,6 +9,11 @@ the weights faster. So this times, alternating, medians:
   weights  the same step's weight matmuls alone: every 2-D weight of the decoder applied once to a (B, 1, d)
            input (F.linear, no attention, norms or cache): a floor that compile cannot beat
 and prints step - weights: the most any compiler could save per step on this machine.
+With `--compile`, a third side runs the same step with the decoder's forward under torch.compile(dynamic=True)
+(on latentrl's own cache; the compile time is printed apart).
+
+Run it from the repository root: a `z3` file or folder in the script's directory (e.g. /tmp) shadows the
+solver that torch.compile's dynamic shapes import.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch.nn.functional as F
 from latentrl.latent import Memory, get_alignment
 
 
-def bench(model, batch: int, context: int, repeats: int) -> None:
+def bench(model, batch: int, context: int, repeats: int, compile_step: bool) -> None:
     align = get_alignment(model, "ridge")
     memory = Memory.empty(model, batch, context + 8)
     dev = model.device
@@ -34,7 +39,11 @@ def bench(model, batch: int, context: int, repeats: int) -> None:
     weights = [p for n, p in model.get_decoder().named_parameters() if p.dim() == 2 and "embed" not in n]
     inputs = {w.shape[1]: torch.randn(batch, 1, w.shape[1], dtype=w.dtype, device=dev) for w in weights}
 
-    def step():
+    decoder = model.get_decoder()
+    eager = decoder.forward
+
+    def step(forward=eager):
+        decoder.forward = forward  # the instance attribute shadows the class's forward
         memory.forward(align(h)[:, None], one)
         memory.cache.crop(-1)
         memory.mask, memory.next_pos = memory.mask[:, :-1], memory.next_pos - 1
@@ -44,6 +53,13 @@ def bench(model, batch: int, context: int, repeats: int) -> None:
             F.linear(inputs[w.shape[1]], w)
 
     ways = {"step": step, "weights": matmuls}
+    if compile_step:
+        compiled = torch.compile(eager, dynamic=True)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            step(compiled)
+        print(f"  batch {batch}: torch.compile warm-up {time.perf_counter() - t0:.1f} s")
+        ways["compiled"] = lambda: step(compiled)
     times = {k: [] for k in ways}
     for i in range(repeats + 3):
         for k in ways if i % 2 else reversed(ways):
@@ -58,6 +74,9 @@ def bench(model, batch: int, context: int, repeats: int) -> None:
           f"({mb:.0f} MB of weights, {mb / 1024 / med['weights'] * 1e3:.1f} GiB/s); "
           f"everything else {med['step'] - med['weights']:.2f} ms = "
           f"{100 * (1 - med['weights'] / med['step']):.0f}% of the step")  # fmt: skip
+    if "compiled" in med:
+        print(f"  batch {batch}: compiled step {med['compiled']:.2f} ms = {med['compiled'] / med['step']:.2f}x eager")
+    decoder.forward = eager
 
 
 def main() -> None:
@@ -65,13 +84,14 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--compile", action="store_true", help="also time the step under torch.compile")
     shapes.add_args(ap)
     args = ap.parse_args()
     lm = shapes.load(args)
     print(f"{lm.name}, {args.dtype}, {args.device}, {torch.get_num_threads()} CPU threads, context {args.context}")
     with torch.no_grad():
         for b in args.batches.split(","):
-            bench(lm.model, int(b), args.context, args.repeats)
+            bench(lm.model, int(b), args.context, args.repeats, args.compile)
 
 
 if __name__ == "__main__":
