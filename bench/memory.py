@@ -8,8 +8,9 @@ or peak allocated GPU memory, against
 
     estimate = weights + KV,  KV = batch x longest KV length in the batch x bytes per position (all layers, K and V)
 
-and the peak over the process's RSS once the model is loaded and has run one token (`growth`, what the
-method itself costs). The KV buffer doubles when full (latentrl.latent.memory.GrowingLayer), so up to 2x KV can be held.
+and the peak over the process's RSS once the model is loaded, has run one token and has its alignment map
+(`growth`, what the method itself costs). The KV buffer is allocated for the prompts plus the whole decode budget
+(latentrl.latent.memory.GrowingLayer), so rows that stop early leave part of it unused.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def rss_peak_mb() -> float:
 
 def child(args: argparse.Namespace, method: str, batch: int, m: int, topology: str) -> dict:
     from latentrl.eval.runner import kv_bytes_per_token
+    from latentrl.latent import get_alignment
     from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
     from latentrl.models import eos_token_ids
     from latentrl.tasks import get_task
@@ -41,6 +43,7 @@ def child(args: argparse.Namespace, method: str, batch: int, m: int, topology: s
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters()) / 2**20
     with torch.no_grad():  # touch every weight: memory-mapped checkpoints are paged in lazily
         lm.model(torch.ones(1, 1, dtype=torch.long, device=lm.device))
+    get_alignment(lm.model, "ridge")  # model setup, once per process (its transients are not the method's)
     loaded = rss_peak_mb()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()

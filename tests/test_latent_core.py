@@ -141,3 +141,16 @@ def test_kv_buffer_is_sized_once_when_the_decode_budget_is_known(model, tok, top
     assert [layer._k.data_ptr() for layer in sized.memory.cache.layers] == buffers  # never reallocated
     assert all(layer._k.shape[-2] == width + budget for layer in sized.memory.cache.layers)
     assert [d.tokens for d in a] == [d.tokens for d in b]
+
+
+def test_latent_stats_match_the_brute_force_cosine(model):
+    from latentrl.latent.diagnostics import latent_stats
+
+    emb = model.get_input_embeddings().weight
+    latents = torch.randn(2, 3, emb.shape[1], dtype=emb.dtype)
+    latents[0, 0] = 2 * emb[5]  # a scaled token embedding: its nearest cosine is 1
+    norm, cos = latent_stats(model, latents)
+    brute = (torch.nn.functional.normalize(latents, dim=-1) @ torch.nn.functional.normalize(emb, dim=-1).T).amax(-1)
+    assert torch.allclose(cos, brute.mean(1).float(), atol=1e-6)
+    assert torch.allclose(norm, latents.norm(dim=-1).mean(1).float(), atol=1e-6)
+    assert brute[0, 0] > 1 - 1e-9
