@@ -11,9 +11,6 @@ the weights faster. So this times, alternating, medians:
 and prints step - weights: the most any compiler could save per step on this machine.
 With `--compile`, a third side runs the same step with the decoder's forward under torch.compile(dynamic=True)
 (on latentrl's own cache; the compile time is printed apart).
-
-Run it from the repository root: a `z3` file or folder in the script's directory (e.g. /tmp) shadows the
-solver that torch.compile's dynamic shapes import.
 """
 
 from __future__ import annotations
