@@ -18,13 +18,13 @@ import time
 
 import shapes  # bench/shapes.py, beside this script
 import torch
-from methods import run  # bench/methods.py, beside this script
+from methods import gsm8k_questions, run  # bench/methods.py, beside this script
 
 from latentrl.latent import Memory, build_memory, get_alignment
-from latentrl.mas import Sampling
+from latentrl.mas import MethodConfig, Runtime, Sampling
 from latentrl.mas.decode import pick
 from latentrl.mas.prompts import latent_prompts
-from latentrl.tasks import get_task
+from latentrl.models import eos_token_ids
 
 
 def crop(memory: Memory, length: int) -> None:
@@ -60,14 +60,15 @@ def step_times(model, batch: int, context: int, repeats: int) -> tuple[float, fl
 
 
 @torch.no_grad()
+@torch.no_grad()
 def prefill_seconds(lm, questions: list[str], fmt: str, batch: int) -> float:
     """Seconds per question spent prefilling the four agents' prompts (the memory at m = 0, no decode)."""
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+    rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), MethodConfig())
     align = get_alignment(lm.model, "ridge")
     t0 = time.perf_counter()
     for s in range(0, len(questions), batch):
         workers, finals = latent_prompts(lm.tokenizer, "sequential", questions[s : s + batch], fmt)
-        build_memory(lm.model, "sequential", workers, finals, 0, align, pad)
+        build_memory(lm.model, "sequential", workers, finals, 0, align, rt.pad_id)
     shapes.sync(lm.device)
     return (time.perf_counter() - t0) / len(questions)
 
@@ -92,21 +93,20 @@ def main() -> None:
         print(
             f"   batch {batch}: latent {lat * 1e3:.2f} ms, decode {dec * 1e3:.2f} ms, latent/decode = {lat / dec:.3f}"
         )
-    task = get_task("gsm8k")
-    # Sorted by length, as the runner batches them.
-    questions = sorted((e.question for e in task.load("offline", None)[: args.questions]), key=len, reverse=True)
+    questions, fmt = gsm8k_questions(args.questions)
     print(
         f"\n2. latent_mas questions/s, {len(questions)} GSM8K questions, "
         f"m={args.m}, max_new_tokens={args.max_new_tokens}"
     )
     ref_qps = ref_texts = None
     for batch in (int(b) for b in args.batches.split(",")):
-        metrics, texts = run(lm, "latent_mas", questions, task.answer_format, args.m, args.max_new_tokens, batch)
+        metrics, gens = run(lm, "latent_mas", questions, fmt, args.m, args.max_new_tokens, batch)
+        texts = [g.text for g in gens]
         qps = 1 / metrics["s/q"]
         if ref_qps is None:
             ref_qps, ref_texts, ref_batch = qps, texts, batch
         same = sum(a == b for a, b in zip(ref_texts, texts))
-        pre = prefill_seconds(lm, questions, task.answer_format, batch)
+        pre = prefill_seconds(lm, questions, fmt, batch)
         print(f"   batch {batch:2d}: {qps:.3f} questions/s, {qps / ref_qps:.2f}x batch {ref_batch}, "
               f"identical outputs {same}/{len(questions)}; agent prefills {pre:.2f} of {1 / qps:.2f} s/q")  # fmt: skip
 

@@ -32,32 +32,26 @@ def rss_peak_mb() -> float:
 
 
 def child(args: argparse.Namespace, method: str, batch: int, m: int, topology: str) -> dict:
+    from methods import gsm8k_questions, run  # bench/methods.py, beside this script
+
     from latentrl.eval.runner import kv_bytes_per_token
     from latentrl.latent import get_alignment
-    from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
-    from latentrl.models import eos_token_ids
-    from latentrl.tasks import get_task
 
-    questions, max_new, device = args.questions, args.max_new_tokens, args.device
     lm = shapes.load(args)
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters()) / 2**20
     with torch.no_grad():  # touch every weight: memory-mapped checkpoints are paged in lazily
         lm.model(torch.ones(1, 1, dtype=torch.long, device=lm.device))
     get_alignment(lm.model, "ridge")  # model setup, once per process (its transients are not the method's)
     loaded = rss_peak_mb()
-    if device == "cuda":
+    if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    task = get_task("gsm8k")
-    qs = sorted((e.question for e in task.load("offline", None)[:questions]), key=len, reverse=True)
-    cfg = MethodConfig(topology, latent_steps=m, sampling=Sampling(max_new_tokens=max_new))
-    rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg)
-    fn = get_method(method)
-    kv = 0.0
-    for s in range(0, len(qs), batch):
-        gens = fn(rt, qs[s : s + batch], task.answer_format, None)
-        kv = max(kv, len(gens) * max(g.kv_length for g in gens) * kv_bytes_per_token(lm.model) / 2**20)
+    questions, fmt = gsm8k_questions(args.questions)
+    _, gens = run(lm, method, questions, fmt, m, args.max_new_tokens, batch, topology)
+    per_token = kv_bytes_per_token(lm.model)
+    chunks = [gens[s : s + batch] for s in range(0, len(gens), batch)]
+    kv = max(len(c) * max(g.kv_length for g in c) for c in chunks) * per_token / 2**20
     out = {"weights_mb": weights, "kv_mb": kv, "loaded_rss_mb": loaded, "peak_rss_mb": rss_peak_mb()}
-    if device == "cuda":
+    if args.device == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
 

@@ -16,14 +16,24 @@ import time
 import shapes  # bench/shapes.py, beside this script
 import torch
 
-from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
+from latentrl.mas import Generation, MethodConfig, Runtime, Sampling, get_method
 from latentrl.models import eos_token_ids
 from latentrl.tasks import get_task
 
 
-def run(lm, method: str, questions: list[str], fmt: str, m: int, max_new: int, batch: int) -> tuple[dict, list[str]]:
-    """One method over `questions` in batches, greedy: per-question cost figures and the output texts."""
-    cfg = MethodConfig(latent_steps=m, sampling=Sampling(max_new_tokens=max_new))
+def gsm8k_questions(n: int) -> tuple[list[str], str]:
+    """The first n GSM8K test questions (offline copy), longest first as the runner batches them, and their
+    answer format."""
+    task = get_task("gsm8k")
+    questions = sorted((e.question for e in task.load("offline", None)[:n]), key=len, reverse=True)
+    return questions, task.answer_format
+
+
+def run(
+    lm, method: str, questions: list[str], fmt: str, m: int, max_new: int, batch: int, topology: str = "sequential"
+) -> tuple[dict, list[Generation]]:
+    """One method over `questions` in batches, greedy: per-question cost figures and the generations."""
+    cfg = MethodConfig(topology, latent_steps=m, sampling=Sampling(max_new_tokens=max_new))
     rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg)
     fn = get_method(method)
     t0 = time.perf_counter()
@@ -39,7 +49,7 @@ def run(lm, method: str, questions: list[str], fmt: str, m: int, max_new: int, b
         "forwards/q": sum(g.forwards for g in gens) / n,
         "kv/q": sum(g.kv_length for g in gens) / n,
     }
-    return metrics, [g.text for g in gens]
+    return metrics, gens
 
 
 def main() -> None:
@@ -51,8 +61,7 @@ def main() -> None:
     shapes.add_args(ap)
     args = ap.parse_args()
     lm = shapes.load(args)
-    task = get_task("gsm8k")
-    questions = sorted((e.question for e in task.load("offline", None)[: args.questions]), key=len, reverse=True)
+    questions, fmt = gsm8k_questions(args.questions)
     print(f"{lm.name}, {args.dtype}, {args.device}, {torch.get_num_threads()} CPU threads, "
           f"{len(questions)} GSM8K questions, greedy, batch {args.batch_size}, "
           f"max_new_tokens {args.max_new_tokens}")  # fmt: skip
@@ -60,7 +69,7 @@ def main() -> None:
     ms = [int(m) for m in args.m.split(",")]
     for method, m in [("single", 0), ("text_mas", 0)] + [("latent_mas", m) for m in ms]:
         name = f"{method} m={m}" if method == "latent_mas" else method
-        rows[name], _ = run(lm, method, questions, task.answer_format, m, args.max_new_tokens, args.batch_size)
+        rows[name], _ = run(lm, method, questions, fmt, m, args.max_new_tokens, args.batch_size)
         print(f"  {name:15s} " + "  ".join(f"{k} {v:8.2f}" for k, v in rows[name].items()), flush=True)
     t = rows["text_mas"]
     for m in ms:

@@ -22,6 +22,7 @@ import time
 import shapes  # bench/shapes.py, beside this script
 import torch
 import torch.nn.functional as F
+from engine import crop  # bench/engine.py, beside this script
 
 from latentrl.latent import Memory, get_alignment
 
@@ -42,8 +43,7 @@ def bench(model, batch: int, context: int, repeats: int, compile_step: bool) -> 
     def step(forward=eager):
         decoder.forward = forward  # the instance attribute shadows the class's forward
         memory.forward(align(h)[:, None], one)
-        memory.cache.crop(-1)
-        memory.mask, memory.next_pos = memory.mask[:, :-1], memory.next_pos - 1
+        crop(memory, context)
 
     def matmuls():
         for w in weights:
