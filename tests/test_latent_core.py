@@ -154,3 +154,15 @@ def test_latent_stats_match_the_brute_force_cosine(model):
     assert torch.allclose(cos, brute.mean(1).float(), atol=1e-6)
     assert torch.allclose(norm, latents.norm(dim=-1).mean(1).float(), atol=1e-6)
     assert brute[0, 0] > 1 - 1e-9
+
+
+@torch.no_grad()
+def test_memory_without_the_final_prefill_has_the_same_latents(model, tok):
+    p = prompts(tok)
+    align = get_alignment(model, "ridge")
+    full = sequential_memory(model, p, 2, align, tok.pad_token_id)
+    workers_only = sequential_memory(model, p, 2, align, tok.pad_token_id, prefill_final=False)
+    assert workers_only.h_last is None
+    assert torch.equal(workers_only.memory_length, full.memory_length)
+    assert workers_only.memory.mask.shape[1] == full.memory.mask.shape[1] - max(map(len, p[-1]))
+    assert all(torch.equal(a, b) for a, b in zip(workers_only.latents, full.latents, strict=True))

@@ -21,8 +21,8 @@ from latentrl.latent.trajectory import left_pad
 
 @dataclass
 class LatentMemory:
-    memory: Memory  # ready to decode: the final agent's prompt is in it
-    h_last: torch.Tensor  # (B, d) last-layer state at the final prompt's last column
+    memory: Memory  # ready to decode: the final agent's prompt is in it (unless not prefilled)
+    h_last: torch.Tensor | None  # (B, d) last-layer state at the final prompt's last column
     latents: list[torch.Tensor]  # per non-final agent, (B, m, d) latent input embeddings
     memory_length: torch.Tensor  # (B,) real KV columns before the final agent's prompt
     logdensity: torch.Tensor  # (B,) log-density of the latent exploration noise (0 without noise)
@@ -41,10 +41,14 @@ def sequential_memory(
     pad_id: int,
     noise_std: float = 0.0,
     reserve: int = 0,
+    prefill_final: bool = True,
 ) -> LatentMemory:
     """prompts[agent][question] token ids; the last agent is the final one. `reserve`: columns to keep
-    room for after the final prompt (the decode budget), so the KV buffer is sized once."""
-    width = sum(max(map(len, p)) for p in prompts) + m * (len(prompts) - 1)
+    room for after the final prompt (the decode budget), so the KV buffer is sized once. With
+    prefill_final=False the final prompt is left out (h_last None): for a decoder that takes the context
+    as embeddings (the vLLM backend) and prefills it itself."""
+    filled = prompts if prefill_final else prompts[:-1]
+    width = sum(max(map(len, p)) for p in filled) + m * (len(prompts) - 1)
     memory = Memory.empty(model, len(prompts[0]), width + reserve)
     latents, logdensity = [], 0.0
     for agent_prompts in prompts[:-1]:
@@ -53,8 +57,9 @@ def sequential_memory(
         latents.append(lat)
         logdensity = logdensity + dens
     length = memory.real_length()
-    h = _prefill(memory, prompts[-1], pad_id)
-    return LatentMemory(memory, h, latents, length, logdensity + h.new_zeros(len(h), dtype=torch.float32))
+    h = _prefill(memory, prompts[-1], pad_id) if prefill_final else None
+    zeros = torch.zeros(memory.batch, dtype=torch.float32, device=memory.mask.device)
+    return LatentMemory(memory, h, latents, length, logdensity + zeros)
 
 
 def hierarchical_memory(

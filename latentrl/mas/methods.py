@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from latentrl.latent import build_memory, get_alignment, left_pad
+from latentrl.latent import build_memory, get_alignment, left_pad, sequential_memory
 from latentrl.latent.diagnostics import latent_stats
 from latentrl.latent.memory import Memory
 from latentrl.mas.decode import Decoded, Sampling, decode
@@ -168,13 +168,14 @@ def latent_mas(
     *workers, final = topology(cfg.topology)
     align = get_alignment(rt.model, cfg.align, cfg.align_lambda)
     worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format)
-    budget = cfg.sampling.max_new_tokens if cfg.backend == "hf" else 0  # KV room for the HF decode
-    lm = build_memory(rt.model, cfg.topology, worker_prompts, final_prompts, m, align, rt.pad_id, reserve=budget)
-    norm, cos = latent_stats(rt.model, torch.cat(lm.latents, 1))
-    if cfg.backend == "vllm":  # the same latent prefix, decoded by vLLM from its embeddings
+    if cfg.backend == "vllm":  # the same latents; vLLM prefills the whole context from its embeddings
+        lm = sequential_memory(rt.model, [*worker_prompts, final_prompts], m, align, rt.pad_id, prefill_final=False)
         decoded = decode_final(rt, worker_prompts, final_prompts, lm.latents, gen)
     else:
+        budget = cfg.sampling.max_new_tokens  # KV room for the decode
+        lm = build_memory(rt.model, cfg.topology, worker_prompts, final_prompts, m, align, rt.pad_id, reserve=budget)
         decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen)
+    norm, cos = latent_stats(rt.model, torch.cat(lm.latents, 1))
     out = []
     for i, d in enumerate(decoded):
         agents = [AgentTrace(r.name, 0, 1 + m, m, None, len(worker_prompts[k][i]) + m) for k, r in enumerate(workers)]
