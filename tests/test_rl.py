@@ -12,24 +12,35 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 from datasets import Dataset  # noqa: E402
 
 from latentrl.rl.config import LatentGRPOConfig  # noqa: E402
-from latentrl.rl.trainer import LatentGRPOTrainer, latent_rollout  # noqa: E402
+from latentrl.rl.trainer import LatentGRPOTrainer, RolloutState, latent_rollout  # noqa: E402
 from tests.conftest import char_tokenizer, tiny_model  # noqa: E402
 
+# Exploration noise, scaled to the tiny model's embeddings (rows of norm ~1.6): the latent log-ratio's
+# sensitivity to summation-order noise in the means is |eps| / std per component.
+NOISE = 0.5
+TOL = 1e-5  # fp32 rollout vs recompute; seen up to ~2e-6
 QUESTIONS = ["What is 2+3?", "Add 14 and 27, then double it.", "7*8?", "A longer question about nine apples?"]
 
 
-def make_trainer(tmp_path, grad_mode="none", topology="sequential", m=3, arch="llama", **kw):
+def random_reward():
+    rng = torch.Generator().manual_seed(0)
+    return lambda prompts, completions, **_: torch.rand(len(prompts), generator=rng).tolist()
+
+
+def make_trainer(tmp_path, grad_mode="none", topology="sequential", m=3, arch="llama", peft_config=None, reward=None,
+                 **kw):  # fmt: skip
     tok = char_tokenizer()
     model = tiny_model(arch, len(tok)).float()
-    args = LatentGRPOConfig(
+    settings = dict(
         output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_completion_length=6,
         latent_steps=m, topology=topology, grad_mode=grad_mode, temperature=1.0, report_to=[], use_cpu=True,
-        logging_steps=1, max_steps=1, beta=0.0, bf16=False, **kw,
+        logging_steps=1, max_steps=1, beta=0.0, bf16=False,
     )  # fmt: skip
+    args = LatentGRPOConfig(**{**settings, **kw})
     ds = Dataset.from_list([{"prompt": q, "gold": "5"} for q in QUESTIONS])
     return LatentGRPOTrainer(
-        model=model, reward_funcs=[lambda prompts, completions, **_: [0.0] * len(prompts)], args=args,
-        train_dataset=ds, processing_class=tok, answer_format="Answer in \\boxed{}.",
+        model=model, reward_funcs=[reward or (lambda prompts, completions, **_: [0.0] * len(prompts))], args=args,
+        train_dataset=ds, processing_class=tok, answer_format="Answer in \\boxed{}.", peft_config=peft_config,
     )  # fmt: skip
 
 
@@ -44,12 +55,17 @@ def batch_from_rollout(out, pad_id):
     return torch.tensor(ids), torch.tensor(mask), C
 
 
+def logps_of(trainer, out, ids, mask, C):
+    with trainer.scoring(out[RolloutState.KEY]):
+        return trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, C)[0]
+
+
 def rollout_vs_recompute(trainer, grad: bool, questions=QUESTIONS):
     torch.manual_seed(0)
     out = latent_rollout(questions, trainer)
     ids, mask, C = batch_from_rollout(out, trainer.pad_id)
     with torch.set_grad_enabled(grad):
-        logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, C)
+        logps = logps_of(trainer, out, ids, mask, C)
     sampled = torch.zeros_like(logps)
     for i, lp in enumerate(out["logprobs"]):
         sampled[i, : len(lp)] = torch.tensor(lp)
@@ -62,7 +78,7 @@ def test_rollout_logprobs_equal_recomputed_logprobs(tmp_path, grad_mode, topolog
     trainer = make_trainer(tmp_path, grad_mode, topology, m)
     out, logps, sampled, valid = rollout_vs_recompute(trainer, grad=grad_mode == "full")
     assert valid.sum() > 8
-    assert (logps - sampled)[valid].abs().max() <= 1e-5
+    assert (logps - sampled)[valid].abs().max() <= TOL
     assert out["prompt_ids"][0].count(trainer.latent_id) == (3 if topology == "sequential" else 3) * m
 
 
@@ -76,8 +92,7 @@ def test_grad_none_reuses_rollout_latents_only_while_the_policy_is_the_rollouts(
 
     def logps_and_forwards():
         calls.clear()
-        logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, C)
-        return logps.detach(), len(calls)
+        return logps_of(trainer, out, ids, mask, C).detach(), len(calls)
 
     reused, n_reused = logps_and_forwards()
     trainer.args.reuse_rollout_latents = False
@@ -96,11 +111,12 @@ def test_padded_and_unpadded_rows_agree(tmp_path):
     out = latent_rollout(QUESTIONS, trainer)
     ids, mask, C = batch_from_rollout(out, trainer.pad_id)
     with torch.no_grad():
-        together, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, C)
+        together = logps_of(trainer, out, ids, mask, C)
         for i in range(len(QUESTIONS)):
-            one = {k: [v[i]] for k, v in out.items()}
+            one = {k: [v[i]] for k, v in out.items() if k != RolloutState.KEY}
+            one[RolloutState.KEY] = out[RolloutState.KEY].rows(slice(i, i + 1))
             ids1, mask1, C1 = batch_from_rollout(one, trainer.pad_id)
-            alone, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids1, mask1, C1)
+            alone = logps_of(trainer, one, ids1, mask1, C1)
             assert torch.allclose(alone[0, :C1], together[i, :C1], atol=1e-5)
 
 
@@ -121,7 +137,7 @@ def test_full_and_none_give_different_gradients(tmp_path):
         torch.manual_seed(0)
         out = latent_rollout(QUESTIONS[:2], trainer)
         ids, mask, C = batch_from_rollout(out, trainer.pad_id)
-        logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, C)
+        logps = logps_of(trainer, out, ids, mask, C)
         logps[mask[:, -C:].bool()].sum().backward()
         grads[mode] = trainer.model.model.layers[0].self_attn.q_proj.weight.grad.clone()
     assert grads["none"].abs().sum() > 0  # the decoder's use of the latent K/V carries gradient
@@ -137,6 +153,13 @@ def test_pinned_trl_hook_signature():
     ret = inspect.signature(trl.GRPOTrainer._get_per_token_logps_and_entropies).return_annotation
     assert "tuple" in str(ret)
     assert "rollout_func" in inspect.signature(trl.GRPOTrainer.__init__).parameters
+    # The state hand-off: `_generate` returns extra fields 6th, `_compute_loss(model, inputs)` takes TRL's batch dict,
+    # and the batch dict is shuffled and split with every tensor in it.
+    assert "return prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images" in (
+        inspect.getsource(trl.GRPOTrainer._generate)
+    )
+    assert list(inspect.signature(trl.GRPOTrainer._compute_loss).parameters) == ["self", "model", "inputs"]
+    assert "self._generate(prompts)" in inspect.getsource(trl.GRPOTrainer._generate_and_score_completions)
 
 
 @pytest.mark.parametrize(
@@ -169,17 +192,98 @@ def test_rewards_follow_the_task_scorer():
 
 @pytest.mark.parametrize("topology", ["sequential", "hierarchical"])
 def test_latent_exploration_density_is_in_both_rollout_and_recompute(tmp_path, topology):
-    """Noisy latent inputs are recorded; log N(e; align(h), std^2) joins the first token's log-prob."""
-    trainer = make_trainer(tmp_path, "full", topology, m=2, latent_noise_std=0.05)
+    """Noisy latent inputs travel with their rows; log N(e; mu_theta) - log N(e; mu_rollout) joins the first
+    token's log-prob: 0 for the rollout's own policy, shifted exactly by the recorded baseline."""
+    trainer = make_trainer(tmp_path, "full", topology, m=2, latent_noise_std=NOISE)
     out, logps, sampled, valid = rollout_vs_recompute(trainer, grad=True)
-    assert (logps - sampled)[valid].abs().max() <= 1e-4  # the density is large in magnitude: fp32 relative error
-    seg = trainer._segments[tuple(out["prompt_ids"][0])]
-    assert seg.latents is not None and seg.latents.shape[0] == 3 * 2
+    assert (logps - sampled)[valid].abs().max() <= TOL
+    state = out[RolloutState.KEY]
+    assert state.latents.shape[:2] == (len(QUESTIONS), 3 * 2) and state.logq.dtype == torch.float64
+    assert (state.logq < -1).all()  # about -d/2 per latent step: a real density, dropped constant aside
     logps[valid].sum().backward()  # the density's gradient reaches the model through align(h)
     assert trainer.model.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
-    quiet = make_trainer(tmp_path / "quiet", "full", topology, m=2)
-    _, quiet_logps, _, _ = rollout_vs_recompute(quiet, grad=False)
-    assert (logps[:, 0] - quiet_logps[:, 0]).abs().min() > 1.0  # the density term is there
+    ids, mask, C = batch_from_rollout(out, trainer.pad_id)
+    shifted = state.rows(slice(None))
+    shifted.logq = state.logq + torch.tensor([0.0, 3.0, 0.0, 0.0], dtype=torch.float64)
+    with torch.no_grad():
+        moved = logps_of(trainer, {RolloutState.KEY: shifted}, ids, mask, C)
+    assert moved[1, 0] - logps[1, 0].detach() == pytest.approx(-3.0, abs=TOL)
+    assert (moved[[0, 2, 3]] - logps.detach()[[0, 2, 3]])[valid[[0, 2, 3]]].abs().max() <= TOL
+
+
+def trl_batch(trainer, prompts):
+    """What TRL really scores: each prompt num_generations times, generated and scored by TRL's own code,
+    then shuffled and split into micro-batches as its `_prepare_inputs` does."""
+    from trl.trainer.utils import shuffle_sequence_dict, split_tensor_dict
+
+    g = trainer.args.num_generations
+    inputs = [{"prompt": q, "gold": "5"} for q in prompts for _ in range(g)]
+    torch.manual_seed(0)
+    batch = trainer._generate_and_score_completions(inputs)
+    return split_tensor_dict(shuffle_sequence_dict(batch), 2)
+
+
+@pytest.mark.parametrize("noise", [0.0, NOISE])
+@pytest.mark.parametrize("topology", ["sequential", "hierarchical"])
+def test_every_generation_is_recomputed_with_its_own_rollout_state(tmp_path, topology, noise):
+    """Prompts repeated num_generations times have identical prompt rows: each row's state must still be its own."""
+    grad_mode = "full" if noise else "none"
+    trainer = make_trainer(tmp_path, grad_mode, topology, m=2, latent_noise_std=noise)
+    for chunk in trl_batch(trainer, QUESTIONS[:2]):
+        ids = torch.cat([chunk["prompt_ids"], chunk["completion_ids"]], 1)
+        mask = torch.cat([chunk["prompt_mask"], chunk["completion_mask"]], 1)
+        C = chunk["completion_ids"].shape[1]
+        with trainer.scoring(RolloutState.from_inputs(chunk)), torch.no_grad():
+            logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, C)
+        valid = chunk["completion_mask"].bool()
+        assert (logps - chunk["sampling_per_token_logps"])[valid].abs().max() <= TOL
+    if noise:  # the generations of one prompt explored differently
+        latents = chunk["latent_latents"]
+        assert not torch.equal(latents[0], latents[1])
+
+
+def test_sampling_temperature_and_top_p_rollout_equals_recompute(tmp_path):
+    trainer = make_trainer(tmp_path, temperature=0.7, top_p=0.9)
+    out, logps, sampled, valid = rollout_vs_recompute(trainer, grad=False)
+    assert valid.sum() > 8 and (logps - sampled)[valid].abs().max() <= TOL
+
+
+def test_shared_worker_rollouts_run_workers_once_per_prompt_and_change_nothing(tmp_path):
+    shared = make_trainer(tmp_path / "shared", m=2)
+    alone = make_trainer(tmp_path / "alone", m=2, share_worker_rollouts=False)
+    prompts = [q for q in QUESTIONS[:2] for _ in range(4)]
+    rows = []
+    hook = shared.model.model.register_forward_pre_hook(lambda _, args, kw: rows.append(kw["inputs_embeds"].shape[0]),
+                                                        with_kwargs=True)  # fmt: skip
+    outs = {}
+    for name, trainer in (("shared", shared), ("alone", alone)):
+        torch.manual_seed(0)
+        outs[name] = latent_rollout(prompts, trainer)
+        if name == "shared":
+            hook.remove()
+    assert rows[0] == 2 and max(rows) == len(prompts)  # workers on 2 distinct prompts, decode on all 8 rows
+    assert outs["shared"]["completion_ids"] == outs["alone"]["completion_ids"]
+    a, b = outs["shared"][RolloutState.KEY].latents, outs["alone"][RolloutState.KEY].latents
+    assert (a - b).abs().max() <= TOL  # the same latents, up to batch-shape summation order
+    ids, mask, C = batch_from_rollout(outs["shared"], shared.pad_id)
+    with torch.no_grad():
+        one = logps_of(shared, outs["shared"], ids, mask, C)
+        each = logps_of(alone, outs["shared"], ids, mask, C)
+    assert (one - each)[mask[:, -C:].bool()].abs().max() <= TOL
+
+
+def test_beta_with_exploration_trains_with_finite_loss_and_kl(tmp_path):
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=4, target_modules="all-linear")  # the KL reference: adapters off
+    trainer = make_trainer(tmp_path, "full", "sequential", m=2, latent_noise_std=NOISE, peft_config=lora,
+                           reward=random_reward(), beta=0.1, learning_rate=0.05)  # fmt: skip
+    trainer.args.max_steps = 4
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 4
+    assert all(torch.isfinite(torch.tensor([h["loss"], h["kl"]])).all() for h in logs)
+    assert logs[-1]["kl"] > 0  # the policy moved away from the reference, the KL (latent part included) saw it
 
 
 def test_code_rewards_run_in_the_sandbox(tmp_path):
@@ -203,3 +307,42 @@ def test_code_rewards_run_in_the_sandbox(tmp_path):
     with pytest.raises(ValueError, match="allow_code_execution"):
         LatentGRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, use_cpu=True,
                          bf16=False, task="humaneval_plus")  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a loaded 2-core machine they lose 10x to contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_hundreds_of_steps_with_repeating_prompts_exploration_and_kl(tmp_path):
+    """A study's shape: 300 optimizer steps over 3 prompts (each seen ~100 times, num_generations copies per
+    step), exploration noise on, beta > 0. Per-row rollout state has nothing to evict or mix up."""
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    tok = char_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, pad_token_id=0, eos_token_id=3)  # fmt: skip
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    steps = 300
+    args = LatentGRPOConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2, max_completion_length=2,
+        latent_steps=1, grad_mode="full", latent_noise_std=NOISE, beta=0.05, learning_rate=1e-3, report_to=[],
+        use_cpu=True, bf16=False, max_steps=steps, logging_steps=10, save_strategy="no", disable_tqdm=True,
+    )  # fmt: skip
+    ds = Dataset.from_list([{"prompt": f"{i}+{i}?", "gold": str(2 * i)} for i in range(3)])
+    trainer = LatentGRPOTrainer(
+        model=model, args=args, train_dataset=ds, processing_class=tok, answer_format="Answer in \\boxed{}.",
+        reward_funcs=[random_reward()],
+        peft_config=LoraConfig(r=2, target_modules="all-linear"),
+    )  # fmt: skip
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert trainer.state.global_step == steps and len(logs) == steps // 10
+    assert all(torch.isfinite(torch.tensor([h["loss"], h["kl"]])).all() for h in logs)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -151,20 +150,20 @@ def latent_steps(
     memory: Memory, h_last: torch.Tensor, m: int, align: Alignment, noise_std: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run m latent steps from the (B, d) last hidden state; return the (B, m, d) latent input embeddings
-    and the (B,) log-density of their exploration noise (0 without noise).
+    and the (B,) fp64 log-density of their exploration noise up to its constant (0 without noise).
 
     Step k feeds align(h) (+ N(0, noise_std^2 I) when exploring) as the next input embedding and reads
     the new last-layer state. The KV of every latent column stays in `memory`: it is the working memory
     handed to the next agent.
     """
     inputs = []
-    logdensity = h_last.new_zeros(memory.batch, dtype=torch.float32)
+    logdensity = h_last.new_zeros(memory.batch, dtype=torch.float64)
     ones = torch.ones(memory.batch, 1, dtype=torch.long, device=h_last.device)
     for _ in range(m):
         mean = align(h_last)
         e = mean + noise_std * torch.randn_like(mean) if noise_std else mean
         if noise_std:
-            logdensity = logdensity + gaussian_logdensity(e, mean, noise_std)
+            logdensity = logdensity + gaussian_log_kernel(e, mean, noise_std)
         inputs.append(e[:, None])
         h_last = memory.forward(e[:, None], ones)[:, -1]
     if not inputs:
@@ -172,10 +171,13 @@ def latent_steps(
     return torch.cat(inputs, 1), logdensity
 
 
-def gaussian_logdensity(x: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
-    """log N(x; mean, std^2 I), summed over every axis but the first (fp32)."""
-    z = ((x.float() - mean.float()) / std).flatten(1)
-    return -0.5 * (z * z).sum(1) - z.shape[1] * (math.log(std) + 0.5 * math.log(2 * math.pi))
+def gaussian_log_kernel(x: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
+    """log N(x; mean, std^2 I) without its constant, summed over every axis but the first, in fp64.
+
+    The constant (about 1e4 nats for a few latent steps) cancels in every ratio and KL, and in fp32 it
+    would swamp the part that varies with the policy."""
+    z = ((x.double() - mean.double()) / std).flatten(1)
+    return -0.5 * (z * z).sum(1)
 
 
 def concat_rows(memory: Memory, groups: int, extra: int = 0) -> Memory:
@@ -198,3 +200,12 @@ def _fold(t: torch.Tensor, b: int, groups: int) -> torch.Tensor:
     """(b*groups, heads, L, d) -> (b, heads, groups*L, d), groups laid side by side along the sequence."""
     _, h, L, d = t.shape
     return t.view(b, groups, h, L, d).transpose(1, 2).reshape(b, h, groups * L, d)
+
+
+def expand_rows(memory: Memory, index: torch.Tensor, extra: int = 0) -> Memory:
+    """A new memory whose row i is row index[i] of `memory` (rows may repeat), with room for `extra` more
+    columns. Lets the generations of one prompt share a single run of its workers."""
+    cache = new_cache(memory.mask.shape[1] + extra)
+    for i, (k, v) in enumerate(memory.layers()):
+        cache.update(k[index], v[index], i)
+    return Memory(memory.model, memory.mask[index], memory.next_pos[index], cache, memory.forwards)

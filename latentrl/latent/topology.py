@@ -25,7 +25,7 @@ class LatentMemory:
     h_last: torch.Tensor | None  # (B, d) last-layer state at the final prompt's last column
     latents: list[torch.Tensor]  # per non-final agent, (B, m, d) latent input embeddings
     memory_length: torch.Tensor  # (B,) real KV columns before the final agent's prompt
-    logdensity: torch.Tensor  # (B,) log-density of the latent exploration noise (0 without noise)
+    logdensity: torch.Tensor  # (B,) fp64 log-density of the exploration noise, up to its constant (0 without)
 
 
 def _prefill(memory: Memory, prompts: list[list[int]], pad_id: int) -> torch.Tensor:
@@ -58,7 +58,7 @@ def sequential_memory(
         logdensity = logdensity + dens
     length = memory.real_length()
     h = _prefill(memory, prompts[-1], pad_id) if prefill_final else None
-    zeros = torch.zeros(memory.batch, dtype=torch.float32, device=memory.mask.device)
+    zeros = torch.zeros(memory.batch, dtype=torch.float64, device=memory.mask.device)
     return LatentMemory(memory, h, latents, length, logdensity + zeros)
 
 

@@ -15,6 +15,18 @@ from latentrl.models import DEFAULT_MODEL
 from latentrl.tasks import get_task
 
 GRAD_MODES = ("none", "full")
+# GRPOConfig generation options the latent rollout does not implement, with the value that means "off".
+UNSUPPORTED = {
+    "use_vllm": False,
+    "use_transformers_paged": False,
+    "use_transformers_continuous_batching": False,
+    "top_k": 0,
+    "min_p": None,
+    "repetition_penalty": 1.0,
+    "generation_kwargs": None,
+    "cache_implementation": None,
+    "chat_template_kwargs": None,
+}
 TRAIN_DATA = ("auto", "hub", "arithmetic", "file", "task")
 
 
@@ -46,6 +58,13 @@ class LatentGRPOConfig(GRPOConfig):
             "since (exact; skips the recurrence). false: always recompute"
         },
     )
+    share_worker_rollouts: bool = field(
+        default=True,
+        metadata={
+            "help": "without exploration noise, a prompt's generations share one run of its workers (prefills "
+            "and latent steps are identical) in the rollout and the recompute. false: run each (benchmarks)"
+        },
+    )
     align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
     align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer"})
     format_reward: float = field(default=0.0, metadata={"help": "weight of the answer-format reward (0 = off)"})
@@ -55,7 +74,10 @@ class LatentGRPOConfig(GRPOConfig):
     use_lora: bool = field(default=True, metadata={"help": "train LoRA adapters (the KL reference = adapters off)"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
-    lora_targets: str = field(default="q_proj,k_proj,v_proj,o_proj", metadata={"help": "comma-separated modules"})
+    lora_targets: str = field(
+        default="all-linear",
+        metadata={"help": "all-linear (every linear layer but the LM head: fits any architecture) or module names"},
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -81,6 +103,21 @@ class LatentGRPOConfig(GRPOConfig):
                 problems.append(f"task '{self.task}' runs generated code to score it: set allow_code_execution")
         except ValueError as err:
             problems.append(str(err))
+        problems += self.unsupported_generation_options()
         if problems:
             raise ValueError("bad GRPO recipe: " + "; ".join(problems))
         super().__post_init__()  # TRL's own checks: batch / num_generations compatibility, ...
+
+    def unsupported_generation_options(self) -> list[str]:
+        """Options TRL would honour in its own generate but the latent rollout would silently ignore."""
+        problems = [
+            f"{name}={getattr(self, name)!r} is not supported by the latent rollout (leave it at {off!r})"
+            for name, off in UNSUPPORTED.items()
+            if getattr(self, name) not in (off, None, {}) and not (name == "top_k" and getattr(self, name) == -1)
+        ]
+        if not self.use_lora:
+            problems.append(
+                "use_lora=false is not supported: full fine-tuning changes the embeddings the alignment map is "
+                "computed from (once per model); train LoRA adapters"
+            )
+        return problems

@@ -2,23 +2,26 @@
 
 The rollout (`latent_rollout`, TRL's `rollout_func`) runs the full pipeline: the workers' prompts and m
 latent steps build the KV memory, the final agent samples text. TRL sees each trajectory as one prompt
-row ([worker 1][<latent> x m]...[final prompt], unpadded) plus the completion.
+row ([worker 1][<latent> x m]...[final prompt], unpadded) plus the completion; what the row alone does
+not say (agent boundaries, the latent inputs fed, the exploration density, the policy's step) travels
+beside it as a `RolloutState` in TRL's batch dict, shuffled and split with the rows.
 
 The policy log-prob is defined by overriding `_get_per_token_logps_and_entropies`, TRL's one private
-hook for it (pinned: trl==1.16.0; tests/test_rl.py fails loudly if its signature changes). It rebuilds
-the batch layout of the rows, refills the latent columns with the recurrence (`latent.recompute`; with
-gradient through the latent steps when grad_mode='full') and runs one teacher-forced forward through
-TRL's fused log-prob head. The recurrence is deterministic, so these log-probs equal the rollout's
-sampling log-probs, and old/new ratios, the KL to the reference (adapters disabled) and every TRL loss
-type work unchanged. In grad_mode 'none', the loss forward at the same optimizer step as its rollout
-feeds the rollout's recorded latents instead (the same values; it skips the recurrence's forwards).
+hook for it; `_generate`, `_generate_and_score_completions` and `_compute_loss` are wrapped only to hand
+that hook the batch's state (pinned: trl==1.16.0; tests/test_rl.py fails loudly if these change). It
+rebuilds the batch layout of the rows, refills the latent columns with the recurrence
+(`latent.recompute`; with gradient through the latent steps when grad_mode='full') and runs one
+teacher-forced forward through TRL's fused log-prob head. The recurrence is deterministic, so these
+log-probs equal the rollout's sampling log-probs, and old/new ratios, the KL to the reference (adapters
+disabled) and every TRL loss type work unchanged. In grad_mode 'none', the loss forward at the same
+optimizer step as its rollout feeds the rollout's recorded latents instead (the same values; it skips
+the recurrence's forwards).
 """
-
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from accelerate.utils import is_peft_model
@@ -28,7 +31,7 @@ from trl.models import unwrap_model_for_generation
 
 from latentrl.latent import build_memory, build_trajectory, fill_latents, get_alignment, recompute
 from latentrl.latent.diagnostics import latent_stats
-from latentrl.latent.memory import gaussian_logdensity
+from latentrl.latent.memory import expand_rows, gaussian_log_kernel
 from latentrl.latent.trajectory import Trajectory
 from latentrl.mas.decode import Sampling, decode
 from latentrl.mas.prompts import latent_prompts
@@ -73,13 +76,52 @@ def latent_token_id(tok: PreTrainedTokenizerBase) -> int:
 
 
 @dataclass
-class Segments:
-    """How one prompt row splits into agents: workers' prompt ids and the final agent's."""
+class RolloutState:
+    """What the loss forward needs of each rollout, batch first. It rides in TRL's own batch dict (under
+    `latent_*` keys), which TRL shuffles and splits with the rows, so every row keeps its own state: the
+    generations of one prompt have identical prompt rows but their own latents and noise."""
 
-    workers: list[list[int]]
-    final: list[int]
-    latents: torch.Tensor | None = None  # (n_latent, d) the latent inputs fed (noisy when exploring), on CPU
-    step: int = -1  # the optimizer step whose policy made the rollout
+    segments: torch.Tensor  # (B, agents) long: token count of each worker's prompt, then the final agent's
+    step: torch.Tensor  # (B,) long: the optimizer step of the policy that made the rollout
+    latents: torch.Tensor | None = None  # (B, n_latent, d) the latent inputs fed, noise included (m > 0)
+    logq: torch.Tensor | None = None  # (B,) fp64 exploration log-density under the rollout's means, up to its constant
+
+    KEY = "latent_state"  # the rollout_func field that carries it into the trainer
+
+    def to_inputs(self) -> dict[str, torch.Tensor]:
+        return {f"latent_{f.name}": getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_inputs(cls, inputs: dict) -> RolloutState:
+        return cls(**{f.name: inputs.get(f"latent_{f.name}") for f in fields(cls)})
+
+    def rows(self, index: slice | torch.Tensor) -> RolloutState:
+        return RolloutState(*(None if t is None else t[index] for t in (getattr(self, f.name) for f in fields(self))))
+
+
+def split_row(row: list[int], lengths: list[int], m: int) -> tuple[list[list[int]], list[int]]:
+    """A prompt row [w_1][<latent> x m]...[w_k][<latent> x m][final] back into its agents' prompts."""
+    workers, i = [], 0
+    for n in lengths[:-1]:
+        workers.append(row[i : i + n])
+        i += n + m
+    if i + lengths[-1] != len(row):
+        raise ValueError(f"a prompt row of {len(row)} tokens does not match its segments {lengths} with m={m}")
+    return workers, row[i:]
+
+
+def take(traj: Trajectory, index: torch.Tensor) -> Trajectory:
+    """Rows `index` of a trajectory."""
+    return Trajectory(*(getattr(traj, f.name)[index.to(getattr(traj, f.name).device)] for f in fields(traj)))
+
+
+def distinct_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(first, inverse): the first row index of each distinct row of the 2-D `t`, and each row's index
+    into `first`, so that t[first][inverse] == t."""
+    _, inverse = torch.unique(t, dim=0, return_inverse=True)
+    rows = torch.arange(len(t), device=t.device)
+    first = torch.full((int(inverse.max()) + 1,), len(t), device=t.device).scatter_reduce(0, inverse, rows, "amin")
+    return first, inverse
 
 
 def extend(traj: Trajectory, ids: torch.Tensor, mask: torch.Tensor) -> Trajectory:
@@ -101,7 +143,7 @@ class LatentGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args, answer_format: str, **kwargs):
         self.answer_format = answer_format
-        self._segments: dict[tuple[int, ...], Segments] = {}
+        self._state: RolloutState | None = None  # the rollout state of the batch being scored, during that call only
         kwargs.setdefault("rollout_func", latent_rollout)
         super().__init__(*args, **kwargs)
         tok = self.processing_class
@@ -112,30 +154,65 @@ class LatentGRPOTrainer(GRPOTrainer):
     def alignment(self, lm: PreTrainedModel):
         return get_alignment(lm, self.args.align, self.args.align_lambda)
 
-    def remember(self, row: list[int], segments: Segments) -> None:
-        """Record how a rollout's prompt row splits, for the recompute. Bounded: old rows are dropped."""
-        if len(self._segments) > 16 * self.args.generation_batch_size:
-            self._segments.clear()
-        self._segments[tuple(row)] = segments
+    @contextmanager
+    def scoring(self, state: RolloutState | None) -> Iterator[None]:
+        """Log-prob forwards inside this block read `state`, row-aligned with the ids they are given."""
+        previous, self._state = self._state, state
+        try:
+            yield
+        finally:
+            self._state = previous
 
-    def trajectory(self, prompt_rows: list[list[int]]) -> Trajectory:
-        segs = [self._segments[tuple(r)] for r in prompt_rows]
-        workers = [[s.workers[a] for s in segs] for a in range(len(segs[0].workers))]
-        return build_trajectory(
-            self.args.topology, workers, [s.final for s in segs], self.args.latent_steps, self.pad_id, self.latent_id
-        )
+    def _generate(self, prompts: list):
+        out = super()._generate(prompts)
+        self._state = out[5].pop(RolloutState.KEY)  # extra fields: kept out of the reward functions' kwargs
+        return out
 
-    def _recorded_latents(self, rows: list[list[int]], device: torch.device) -> torch.Tensor:
-        return torch.stack([self._segments[tuple(r)].latents for r in rows]).to(device)
+    def _generate_and_score_completions(self, inputs):
+        with self.scoring(None):  # `_generate` sets the state; TRL's old/ref forwards in there read it
+            output = super()._generate_and_score_completions(inputs)
+            output.update(self._state.to_inputs())
+        return output
 
-    def _reuses_latents(self, rows: list[list[int]]) -> bool:
+    def _compute_loss(self, model, inputs):
+        with self.scoring(RolloutState.from_inputs(inputs)):
+            return super()._compute_loss(model, inputs)
+
+    def trajectory(self, prompt_rows: list[list[int]], state: RolloutState) -> Trajectory:
+        m = self.args.latent_steps
+        split = [split_row(r, lengths, m) for r, lengths in zip(prompt_rows, state.segments.tolist())]
+        workers = [[w[a] for w, _ in split] for a in range(len(split[0][0]))]
+        return build_trajectory(self.args.topology, workers, [f for _, f in split], m, self.pad_id, self.latent_id)
+
+    def _reuses_latents(self, state: RolloutState) -> bool:
         """True for the loss forward (grad on) of grad_mode 'none' at the optimizer step of the rollout:
         the policy is the rollout's, so its recorded latents equal the recompute. Reference, old-policy
         and later-iteration forwards recompute."""
         a = self.args
         if not (a.reuse_rollout_latents and a.grad_mode == "none" and a.latent_steps and torch.is_grad_enabled()):
             return False
-        return all(self._segments[tuple(r)].step == self.state.global_step for r in rows)
+        return bool((state.step == self.state.global_step).all())
+
+    def latent_prefix(
+        self, lm: PreTrainedModel, prompt: Trajectory, state: RolloutState, grad: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The prompt's input embeddings with its latent columns filled, and with exploration the (B,)
+        fp64 log-ratio of the latent actions under this policy against the rollout's:
+        log N(e; mu_theta) - log N(e; mu_rollout), which is 0 for the rollout policy itself."""
+        a = self.args
+        if self._reuses_latents(state):
+            return fill_latents(lm, prompt, state.latents), None
+        align = self.alignment(lm)
+        with no_gradient_checkpointing(lm):
+            if a.latent_noise_std and a.latent_steps:
+                embeds, means = recompute(lm, prompt, align, grad=grad, latent_inputs=state.latents)
+                log_ratio = gaussian_log_kernel(state.latents, means, a.latent_noise_std) - state.logq.to(means.device)
+                return embeds, log_ratio
+            if not a.share_worker_rollouts:
+                return recompute(lm, prompt, align, grad=grad).embeds, None
+            # Without noise, identical prompt rows (a prompt's generations) have identical latents: run once.
+            first, inverse = distinct_rows(torch.cat([prompt.input_ids, prompt.attention_mask], 1))
+            return recompute(lm, take(prompt, first), align, grad=grad).embeds[inverse.to(lm.device)], None
 
     def _get_per_token_logps_and_entropies(
         self,
@@ -148,28 +225,25 @@ class LatentGRPOTrainer(GRPOTrainer):
         compute_aux_loss=False,
         **multimodal,
     ):
+        state = self._state
+        if state is None or len(state.step) != len(input_ids):
+            raise RuntimeError("latent log-probs need the rollout state of exactly these rows (see RolloutState)")
         lm = causal_lm(self.accelerator.unwrap_model(model))
-        align = self.alignment(lm)
         grad = self.args.grad_mode == "full" and torch.is_grad_enabled()
         P = input_ids.size(1) - logits_to_keep
         batch_size = batch_size or input_ids.size(0)
-        logps, entropies = [], []
+        logps, entropies, aux = [], [], []
         for s in range(0, input_ids.size(0), batch_size):
             ids, mask = input_ids[s : s + batch_size], attention_mask[s : s + batch_size]
-            rows = [r[:P][m[:P].bool()].tolist() for r, m in zip(ids, mask)]
-            prompt = self.trajectory(rows)
-            dev = lm.get_input_embeddings().weight.device
-            noisy = self._recorded_latents(rows, dev) if self.args.latent_noise_std and self.args.latent_steps else None
-            if self._reuses_latents(rows):  # grad_mode none only, so never with exploration noise
-                prefix = fill_latents(lm, prompt, self._recorded_latents(rows, dev))
-            else:
-                with no_gradient_checkpointing(lm):
-                    prefix, means = recompute(lm, prompt, align, grad=grad, latent_inputs=noisy)
+            rows_state = state.rows(slice(s, s + batch_size))
+            prompt = self.trajectory([r[:P][m[:P].bool()].tolist() for r, m in zip(ids, mask)], rows_state)
+            prefix, latent_log_ratio = self.latent_prefix(lm, prompt, rows_state, grad)
             comp_ids, comp_mask = ids[:, P:], mask[:, P:]
             full = extend(prompt, comp_ids, comp_mask)
             embeds = torch.cat([prefix, lm.get_input_embeddings()(comp_ids)], 1)
             labels = full.input_ids.masked_fill(full.attention_mask == 0, -100)
             labels[:, :-logits_to_keep] = -100
+            extra = {"output_router_logits": True} if compute_aux_loss else {}
             with self.accelerator.autocast():
                 out = model(
                     inputs_embeds=embeds,
@@ -177,15 +251,19 @@ class LatentGRPOTrainer(GRPOTrainer):
                     position_ids=full.position_ids,
                     labels=labels,
                     fused_lm_head=True,
+                    **extra,
                 )
             row_logps = out.log_probs[:, -logits_to_keep:]
-            if noisy is not None:  # the latent actions' log-density joins the first completion token's
-                dens = gaussian_logdensity(noisy, means, self.args.latent_noise_std)
-                row_logps = torch.cat([row_logps[:, :1] + dens[:, None].to(row_logps.dtype), row_logps[:, 1:]], 1)
+            if latent_log_ratio is not None:  # the latent actions join the first completion token's log-prob
+                first = row_logps[:, :1] + latent_log_ratio[:, None].to(row_logps.dtype)
+                row_logps = torch.cat([first, row_logps[:, 1:]], 1)
             logps.append(row_logps)
             if compute_entropy:
                 entropies.append(out.entropy[:, -logits_to_keep:])
-        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
+            if compute_aux_loss:
+                aux.append(out.aux_loss)
+        entropy = torch.cat(entropies) if compute_entropy else None
+        return torch.cat(logps), entropy, (torch.stack(aux).mean() if compute_aux_loss else None)
 
 
 def latent_diagnostics(lm: PreTrainedModel, latents: list[torch.Tensor]) -> dict[str, float]:
@@ -200,9 +278,16 @@ def latent_diagnostics(lm: PreTrainedModel, latents: list[torch.Tensor]) -> dict
 
 def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, list]:
     """TRL rollout_func: one LatentMAS trajectory per prompt (TRL's sampler already repeats each prompt
-    num_generations times); returns unpadded prompt rows, completions and sampling log-probs."""
+    num_generations times); returns unpadded prompt rows, completions, sampling log-probs and the rows'
+    `RolloutState`. Without exploration noise, the copies of a prompt share one run of its workers (their
+    prefills and latent steps are identical) and branch at the final agent's decode."""
     args, tok = trainer.args, trainer.processing_class
+    m, noise = args.latent_steps, args.latent_noise_std if args.latent_steps else 0.0
     workers, finals = latent_prompts(tok, args.topology, prompts, trainer.answer_format)
+    distinct: dict[str, int] = {}
+    index = [distinct.setdefault(repr(p), len(distinct)) for p in prompts]
+    share = args.share_worker_rollouts and not noise and len(distinct) < len(prompts)
+    first = [index.index(k) for k in range(len(distinct))] if share else list(range(len(prompts)))
     sampling = Sampling(max_new_tokens=args.max_completion_length, temperature=args.temperature, top_p=args.top_p)
     with (
         unwrap_model_for_generation(
@@ -214,28 +299,31 @@ def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, 
         lm = causal_lm(unwrapped)
         was_training = lm.training
         lm.eval()
-        noise = args.latent_noise_std
         mem = build_memory(
-            lm, args.topology, workers, finals, args.latent_steps, trainer.alignment(lm), trainer.pad_id, noise,
-            reserve=args.max_completion_length,
+            lm, args.topology, [[w[i] for i in first] for w in workers], [finals[i] for i in first], m,
+            trainer.alignment(lm), trainer.pad_id, noise, reserve=0 if share else args.max_completion_length,
         )  # fmt: skip
-        decoded = decode(mem.memory, mem.h_last, trainer.stop_ids, sampling, logprobs=True)
-        if noise and args.latent_steps:  # the latent actions' log-density, on the first token (as the recompute)
-            for d, dens in zip(decoded, mem.logdensity.tolist()):
-                d.logprobs[0] += dens
-        latents = torch.cat(mem.latents, 1).cpu() if args.latent_steps else None
+        memory, h_last, latents, logq = mem.memory, mem.h_last, mem.latents, mem.logdensity
+        if share:
+            rows = torch.tensor(index, device=h_last.device)
+            memory = expand_rows(memory, rows, extra=args.max_completion_length)
+            h_last, latents, logq = h_last[rows], [lat[rows] for lat in latents], logq[rows]
+        decoded = decode(memory, h_last, trainer.stop_ids, sampling, logprobs=True)
         for key, value in latent_diagnostics(lm, mem.latents).items():
             trainer._metrics["train"][key].append(value)
         trainer._metrics["train"]["latent/memory_length"].append(mem.memory_length.float().mean().item())
         lm.train(was_training)
-    rows, step = [], trainer.state.global_step
-    for q in range(len(prompts)):
-        segs = Segments([w[q] for w in workers], finals[q], None if latents is None else latents[q], step)
-        row = [t for w in segs.workers for t in w + [trainer.latent_id] * args.latent_steps] + segs.final
-        trainer.remember(row, segs)
-        rows.append(row)
+    dev, n = h_last.device, len(prompts)
+    state = RolloutState(
+        segments=torch.tensor([[len(w[q]) for w in workers] + [len(finals[q])] for q in range(n)], device=dev),
+        step=torch.full((n,), trainer.state.global_step, device=dev),
+        latents=torch.cat(latents, 1) if m else None,
+        logq=logq if noise else None,
+    )
+    rows_ids = [[t for w in workers for t in w[q] + [trainer.latent_id] * m] + finals[q] for q in range(n)]
     return {
-        "prompt_ids": rows,
+        "prompt_ids": rows_ids,
         "completion_ids": [d.tokens for d in decoded],
         "logprobs": [d.logprobs for d in decoded],
+        RolloutState.KEY: state,
     }
