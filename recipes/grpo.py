@@ -13,23 +13,28 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
+
+import yaml
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL; pinned and tested
+warnings.filterwarnings("ignore", "`gradient_checkpointing` is deprecated", FutureWarning)  # TRL's own default
 # DeepSpeed JIT-compiles an op on its first CPU run (about a minute); keep the build inside the project.
 os.environ.setdefault(
     "TORCH_EXTENSIONS_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "torch_extensions")
 )
 
-from peft import LoraConfig  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 from trl import TrlParser  # noqa: E402
 
-from latentrl.models import load_model  # noqa: E402
+from latentrl.models import ModelLoadError, load_model  # noqa: E402
 from latentrl.rl.config import LatentGRPOConfig  # noqa: E402
 from latentrl.rl.data import train_dataset  # noqa: E402
+from latentrl.rl.lora import lora_config  # noqa: E402
 from latentrl.rl.rewards import closeness_reward, correctness_reward, format_reward  # noqa: E402
 from latentrl.rl.trainer import LatentGRPOTrainer  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
+from latentrl.tracking import wandb_mode  # noqa: E402
 
 
 def resume_point(value: str | None, output_dir: str) -> str | None:
@@ -41,9 +46,14 @@ def resume_point(value: str | None, output_dir: str) -> str | None:
     return last
 
 
-def main(argv: list[str] | None = None) -> None:
+def setup(argv: list[str] | None) -> tuple[LatentGRPOTrainer, LatentGRPOConfig]:
+    """Everything that can fail on bad input, before any training: recipe, data, model, adapters, W&B."""
     (args,) = TrlParser((LatentGRPOConfig,)).parse_args_and_config(argv)
     os.environ.setdefault("WANDB_DIR", args.output_dir)  # offline W&B files beside the run, not in the cwd
+    if "wandb" in args.report_to:
+        os.environ["WANDB_MODE"] = os.environ.get("WANDB_MODE") or wandb_mode()  # never blocks on a login
+        if os.environ["WANDB_MODE"] == "offline":
+            print(f"grpo: W&B offline: files under {args.output_dir}/wandb (upload with `wandb sync`)", file=sys.stderr)
     task = get_task(args.task)
     if task.executes_code:  # allowed by the config check; rewards then run code in the sandbox only
         from latentrl.tasks.sandbox import enable_code_execution
@@ -58,19 +68,24 @@ def main(argv: list[str] | None = None) -> None:
             rewards.append(make(task))
             weights.append(weight)
     args.reward_weights = weights
-    lora = None
-    if args.use_lora:
-        targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
-        lora = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, target_modules=targets, task_type="CAUSAL_LM")
     trainer = LatentGRPOTrainer(
         model=lm.model,
         reward_funcs=rewards,
         args=args,
         train_dataset=data,
         processing_class=lm.tokenizer,
-        peft_config=lora,
+        peft_config=lora_config(lm.model, args.lora_targets, args.lora_r, args.lora_alpha),
         answer_format=task.answer_format,
     )
+    return trainer, args
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        trainer, args = setup(argv)
+    except (ValueError, RuntimeError, OSError, ModelLoadError, yaml.YAMLError) as err:  # bad input: one line, exit 2
+        print("grpo: error: " + " ".join(str(err).split()), file=sys.stderr)
+        raise SystemExit(2) from None
     trainer.train(resume_from_checkpoint=resume_point(args.resume_from_checkpoint, args.output_dir))
     trainer.save_model(args.output_dir)
     # The recipe beside the adapter, so evaluations know how it was trained (e.g. its latent steps).

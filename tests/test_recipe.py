@@ -13,11 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def recipe(model_dir, out, *extra, launcher=("accelerate", "launch", "--num_processes", "1")):
+def recipe(model_dir, out, *extra, launcher=("accelerate", "launch", "--num_processes", "1"), wandb=False):
     cmd = [str(BIN / launcher[0]), *launcher[1:], "recipes/grpo.py", "--config", "recipes/configs/arithmetic_cpu.yaml",
-           "--model_name", model_dir, "--output_dir", str(out), "--report_to", "none", "--max_completion_length", "4",
-           "--train_size", "64", *extra]  # fmt: skip
+           "--model_name", model_dir, "--output_dir", str(out), "--max_completion_length", "4", "--train_size", "64",
+           *([] if wandb else ["--report_to", "none"]), *extra]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
+    if wandb:  # a fresh machine: no W&B account, no key, no netrc, no mode set
+        env = {k: v for k, v in env.items() if not k.startswith("WANDB_")} | {"HOME": str(out / "home")}
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -59,6 +61,17 @@ def test_adapter_is_merged_into_the_weights(model_dir, tmp_path):
         load_model(model_dir, "cpu", adapter=str(tmp_path / "nothing"))
 
 
+def test_readme_recipe_runs_two_epochs_with_wandb_and_no_account(model_dir, tmp_path):
+    """The README's command as given (report_to: wandb): no login, so W&B goes offline instead of stopping.
+    4 problems, 2 per step: 4 steps are two epochs, every prompt seen twice with num_generations copies."""
+    done = recipe(model_dir, tmp_path, "--train_size", "4", "--max_steps", "4", "--save_steps", "4", wandb=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "W&B offline" in done.stderr
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and state["epoch"] == 2.0
+
+
 def test_resume_from_checkpoint_continues_at_the_same_step(model_dir, tmp_path):
     first = recipe(model_dir, tmp_path, "--max_steps", "2", "--save_steps", "2")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -78,8 +91,17 @@ def test_resume_from_checkpoint_continues_at_the_same_step(model_dir, tmp_path):
 )
 def test_bad_recipe_fails_before_the_model_loads(tmp_path, extra, message):
     done = recipe("no/such-model-would-load", tmp_path, *extra, launcher=("python",))
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert message in done.stderr and "could not load model" not in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.strip().splitlines()[-1].startswith("grpo: error: ")
+
+
+def test_unknown_model_and_lora_targets_end_in_one_line(model_dir, tmp_path):
+    for extra in (["--model_name", "no/such-model"], ["--lora_targets", "q_proj,nonesuch"]):
+        done = recipe(model_dir, tmp_path, *extra, launcher=("python",))
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith("grpo: error: ")
+    assert "nonesuch" in done.stderr and "q_proj" in done.stderr
 
 
 def test_two_ranks_with_torchrun(model_dir, tmp_path):

@@ -346,3 +346,42 @@ def test_hundreds_of_steps_with_repeating_prompts_exploration_and_kl(tmp_path):
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert trainer.state.global_step == steps and len(logs) == steps // 10
     assert all(torch.isfinite(torch.tensor([h["loss"], h["kl"]])).all() for h in logs)
+
+
+def tiny_of(arch: str):
+    from transformers import AutoModelForCausalLM, GPTNeoXConfig, Phi3Config
+
+    small = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                 pad_token_id=0)  # fmt: skip
+    config = Phi3Config(**small, num_key_value_heads=2) if arch == "phi3" else GPTNeoXConfig(**small)
+    return AutoModelForCausalLM.from_config(config)
+
+
+@pytest.mark.parametrize("arch,attention", [("phi3", "qkv_proj"), ("gpt_neox", "query_key_value")])
+def test_default_lora_targets_fit_every_architecture_and_a_wrong_list_names_the_layers(arch, attention):
+    from peft import get_peft_model
+
+    from latentrl.rl.lora import lora_config
+
+    model = tiny_of(arch)
+    default = LatentGRPOConfig.__dataclass_fields__["lora_targets"].default
+    peft = get_peft_model(model, lora_config(model, default, r=2, alpha=4))
+    trained = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in peft.named_parameters() if ".lora_A" in n}
+    assert attention in trained and len(trained) >= 3  # attention and MLP, not one stray projection
+    with pytest.raises(ValueError, match=f"match no linear layer.*{attention}"):
+        lora_config(tiny_of(arch), "q_proj,k_proj,v_proj,o_proj", r=2, alpha=4)
+    model = tiny_of(arch)
+    head = next(n for n, m in model.named_modules() if m is model.get_output_embeddings())
+    with pytest.raises(ValueError, match="stay frozen"):
+        lora_config(model, head, r=2, alpha=4)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"top_k": 5}, {"min_p": 0.1}, {"repetition_penalty": 1.2}, {"use_vllm": True}, {"use_lora": False},
+     {"generation_kwargs": {"do_sample": False}}, {"cache_implementation": "static"}],
+)  # fmt: skip
+def test_generation_options_the_rollout_ignores_are_refused(tmp_path, kw):
+    base = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, use_cpu=True, bf16=False)
+    with pytest.raises(ValueError, match="not supported"):
+        LatentGRPOConfig(**{**base, **kw})
