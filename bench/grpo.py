@@ -1,14 +1,16 @@
 """GRPO step time: latent GRPO (LatentMAS rollout, m latent steps, grad_mode none) vs stock TRL GRPO.
 
     .venv/bin/python bench/grpo.py [--m 8] [--completion 32] [--batch 4] [--generations 4] [--rounds 3]
+    .venv/bin/python bench/grpo.py --generations 8 --batch 8 --sides latent,unshared   # shared worker rollouts
 
 The trainers run in this one process on the embedded model with the same LoRA, batch, group size, reward
 and the same total tokens per sample: stock TRL gets a plain-text prompt as long as the latent trajectory's
 prompt row (all agents' prompt tokens plus the latent columns), and both generate exactly `--completion`
 tokens (EOS disabled), so the sides differ only by the latent pipeline. `recompute` is latent GRPO with
-reuse_rollout_latents=false (the loss forward reruns the latent recurrence). The sides alternate
+reuse_rollout_latents=false (the loss forward reruns the latent recurrence); `unshared` is latent GRPO with
+share_worker_rollouts=false (each generation runs its own workers). The sides alternate
 (`--steps` optimizer steps each per round) and the ratio of median step times is printed; the first step
-of each round is dropped as warm-up.
+of each round is dropped as warm-up. Rollout time (the rollout_func alone) is reported beside step time.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="optimizer steps per side per round")
     ap.add_argument(
         "--sides", default="latent,recompute,stock",
-        help="latent: grad_mode none reusing the rollout latents; recompute: reuse_rollout_latents=false; stock: TRL",
+        help="latent: grad_mode none reusing the rollout latents; recompute: reuse_rollout_latents=false; "
+        "unshared: share_worker_rollouts=false; stock: TRL",
     )  # fmt: skip
     args = ap.parse_args()
 
@@ -96,7 +99,7 @@ def main() -> None:
     reward = correctness_reward(task)
     out = tempfile.mkdtemp(prefix="bench-grpo-")
     latent_rows = Dataset.from_list([{"prompt": e.question, "gold": g} for e, g in zip(examples, gold)])
-    trainers = {}
+    trainers, rollout_times = {}, {}
     for side in args.sides.split(","):
         model = load_model(device="cpu", dtype="float32").model  # one per side: LoRA is injected in place
         if side == "stock":
@@ -108,28 +111,50 @@ def main() -> None:
             continue
         cfg = LatentGRPOConfig(
             output_dir=out, task="gsm8k", latent_steps=args.m, topology=args.topology, grad_mode="none",
-            reuse_rollout_latents=side == "latent", **common,
+            reuse_rollout_latents=side != "recompute", share_worker_rollouts=side != "unshared", **common,
         )  # fmt: skip
         trainers[side] = LatentGRPOTrainer(
             model=model, reward_funcs=[reward], args=cfg, processing_class=tok, peft_config=lora,
             train_dataset=latent_rows, answer_format=task.answer_format,
         )  # fmt: skip
         trainers[side].stop_ids = []  # fixed completion length, as min_new_tokens does for stock TRL
+        trainers[side].rollout_func = timed(trainers[side].rollout_func, rollout_times.setdefault(side, []))
     timers = {side: StepTimer() for side in trainers}
     for side, trainer in trainers.items():
         trainer.add_callback(timers[side])
     kept = {side: [] for side in trainers}
+    kept_rollout = {side: [] for side in rollout_times}
     for r in range(args.rounds):
         for side in list(trainers) if r % 2 == 0 else list(reversed(trainers)):
             timers[side].times.clear()
+            rollout_times.get(side, []).clear()
             trainers[side].train()
             kept[side] += timers[side].times[1:]  # first step of a round: warm-up
+            if side in rollout_times:
+                kept_rollout[side] += rollout_times[side][1:]
             print(f"  round {r} {side:9s}: " + " ".join(f"{t:.2f}" for t in timers[side].times) + " s/step")
     med = {side: statistics.median(times) for side, times in kept.items()}
+    med_rollout = {side: statistics.median(times) for side, times in kept_rollout.items()}
     print("median step: " + ", ".join(f"{side} {t:.2f} s" for side, t in med.items()))
+    print("median rollout: " + ", ".join(f"{side} {t:.2f} s" for side, t in med_rollout.items()))
     for side in med:
         if side != "stock" and "stock" in med:
             print(f"{side} / stock TRL = {med[side] / med['stock']:.2f}x")
+    if "latent" in med and "unshared" in med:
+        print(f"unshared / shared: step {med['unshared'] / med['latent']:.2f}x, "
+              f"rollout {med_rollout['unshared'] / med_rollout['latent']:.2f}x")  # fmt: skip
+
+
+def timed(func, times: list[float]):
+    """`func` that appends its wall-clock seconds to `times` on every call."""
+
+    def run(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = func(*args, **kwargs)
+        times.append(time.perf_counter() - t0)
+        return out
+
+    return run
 
 
 if __name__ == "__main__":

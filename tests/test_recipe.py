@@ -63,8 +63,8 @@ def test_adapter_is_merged_into_the_weights(model_dir, tmp_path):
 
 def test_readme_recipe_runs_two_epochs_with_wandb_and_no_account(model_dir, tmp_path):
     """The README's command as given (report_to: wandb): no login, so W&B goes offline instead of stopping.
-    4 problems, 2 per step: 4 steps are two epochs, every prompt seen twice with num_generations copies."""
-    done = recipe(model_dir, tmp_path, "--train_size", "4", "--max_steps", "4", "--save_steps", "4", wandb=True)
+    2 problems, 1 per step: 4 steps are two epochs, every prompt seen twice with num_generations copies."""
+    done = recipe(model_dir, tmp_path, "--train_size", "2", "--max_steps", "4", "--save_steps", "4", wandb=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "W&B offline" in done.stderr
     assert list((tmp_path / "wandb").glob("offline-run-*"))
