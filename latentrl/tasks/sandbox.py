@@ -155,6 +155,8 @@ class Layers:
 class TestJob:
     """A candidate and the tests that grade it (see `grade`)."""
 
+    __test__ = False  # not a pytest class
+
     candidate: str  # untrusted source, e.g. a HumanEval prompt followed by the model's completion
     tests: str  # trusted: asserts, or a `check(candidate)` definition and call
     entry_point: str  # the candidate's function that the tests call (by this name)
@@ -750,6 +752,7 @@ def _grade() -> None:
     import _thread
     import ast
     import builtins
+    import collections
     import gc
     import importlib
     import json
@@ -764,7 +767,8 @@ def _grade() -> None:
     is_, all_, map_, zip_, len_, type_, tuple_, dict_ = operator.is_, all, map, zip, len, type, tuple, dict
     set_attr, del_attr, run, type_error, missing = type.__setattr__, type.__delattr__, exec, TypeError, object()
     scalars = (type(None), bool, int, float, complex, str, bytes)
-    containers = (list, tuple, set, frozenset, dict)
+    containers = (list, tuple, set, frozenset)
+    dict_items, dict_like = dict.items, (dict, collections.Counter, collections.OrderedDict, collections.defaultdict)
     immutable_type = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: setattr on such a class raises anyway
     frame_attributes = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
     refused_events = frozenset({
@@ -792,12 +796,14 @@ def _grade() -> None:
                 return  # an fd that is already open: nothing new is reached
             if type_(path) is not str and type_(path) is not bytes:
                 raise PermissionError(f"sandbox: open() of a {type_(path).__name__} path is refused")
-            try:
-                target = stat(path)
-            except OSError:
-                return  # does not exist (a new file is never on procfs) or cannot be opened anyway
-            if target.st_dev == proc_dev:
-                raise PermissionError(f"sandbox: opening {path!r} (procfs) is refused")
+            separator = "/" if type_(path) is str else b"/"
+            for probe in (path, path.rpartition(separator)[0] or "."):  # the file, and its directory (/dev/fd/N)
+                try:
+                    on_procfs = stat(probe).st_dev == proc_dev
+                except OSError:
+                    continue  # does not exist (a new file is never on procfs) or cannot be opened anyway
+                if on_procfs:
+                    raise PermissionError(f"sandbox: opening {path!r} (procfs) is refused")
         elif event == "sys._getframe":
             raise ValueError("sandbox: sys._getframe is refused")  # what its callers already catch
         elif event == "object.__getattr__" and args[1] in frame_attributes:
@@ -825,19 +831,17 @@ def _grade() -> None:
         maps, lists, classes, seen = [], [], [], set()
 
         def track(value) -> None:
-            kind = type(value)
-            if id(value) in seen:
-                return
-            seen.add(id(value))
-            if kind is dict:
-                maps.append((value, tuple(value), tuple(value.values())))
-            elif kind is list or kind is set:
-                lists.append((value, tuple(value)))
-            elif isinstance(value, type):
-                for cls in value.__mro__:
-                    if not cls.__flags__ & immutable_type and id(cls) not in seen:
-                        seen.add(id(cls))
-                        classes.append((cls, vars(cls), tuple(vars(cls)), tuple(vars(cls).values())))
+            for item in value.__mro__ if isinstance(value, type) else (value,):
+                kind = type(item)
+                if id(item) in seen:
+                    continue
+                seen.add(id(item))
+                if kind is dict:
+                    maps.append((item, tuple(item), tuple(item.values())))
+                elif kind is list or kind is set:
+                    lists.append((item, tuple(item)))
+                elif isinstance(item, type) and not item.__flags__ & immutable_type:
+                    classes.append((item, vars(item), tuple(vars(item)), tuple(vars(item).values())))
 
         for module in list(sys.modules.values()):
             namespace = getattr(module, "__dict__", None)
@@ -887,8 +891,9 @@ def _grade() -> None:
                 return value
         if depth > 100:
             raise type_error("sandbox: the result is nested too deeply")
-        if kind is dict:
-            return {plain(k, depth + 1): plain(v, depth + 1) for k, v in value.items()}
+        for mapping in dict_like:  # the collections ones compare with dicts as dicts do: copied as plain dicts
+            if kind is mapping:
+                return {plain(k, depth + 1): plain(v, depth + 1) for k, v in dict_items(value)}
         for container in containers:
             if kind is container:
                 return container([plain(item, depth + 1) for item in value])
