@@ -36,9 +36,33 @@ the kernel is the attack surface; no PID namespace, so the program can list host
 kernel objects are not limited; as a non-root evaluator there is no uid drop and no mount namespace,
 so the program runs as the evaluator's user, can read its files, write to world-writable
 directories, read /proc/<evaluator>/environ and signal the evaluator, with only the guard in the way
-(and RLIMIT_NPROC counts all of that user's processes). World-readable files stay readable. Exit
-status 0 means "passed": a program that calls sys.exit(0) or os._exit(0) before its asserts passes,
-so callers that grade should not trust exit 0 alone.
+(and RLIMIT_NPROC counts all of that user's processes). World-readable files stay readable.
+`run_program` reports exit status 0 as "passed"; graders use `grade`.
+
+Grading (`grade`, the scorer of code rewards and benchmarks). Threat: a candidate that makes its tests
+look passed without solving the task. Verdict: "passed" iff the process exits 0 and the verdict pipe
+holds exactly a 128-bit token that the evaluator sends, with the job, on another pipe; the harness
+(`_grade`, given as `-c` source) reads and closes that pipe before the candidate runs, keeps the token
+only in its own frame, and writes it after the last test passed, then `os._exit(0)` (no atexit, no
+__del__). Nothing about the run is in a file, argv or the environment. So forging needs the token,
+i.e. the harness's frame or memory; a Python audit hook (cannot be removed) refuses every way there
+that CPython 3.11 audits: opening anything on procfs or in a procfs directory (/proc/self/mem, environ,
+/dev/fd/N), sys._getframe, tb_frame/gi_frame/cr_frame/ag_frame, sys._current_frames, settrace,
+setprofile, gc.get_objects/referrers/referents, new audit hooks, ctypes, hand-made code objects,
+marshal (imports compile source), attribute writes that are audited (function __code__), new
+interpreters and processes. Signal handlers (they receive the interrupted frame) and new native
+modules (fresh unpatched copies of _signal, _posixsubprocess, _ctypes) are refused by replacing the
+functions that install or load them. Not forging but fooling the tests: the tests run with a private
+copy of the builtins and the trusted setup's names (the candidate contributes only its entry point);
+the candidate's code runs only inside a wrapper after which every module namespace, the dicts, lists
+and sets bound in them and every mutable class are restored to a snapshot, cyclic GC is off (no
+finalizer of the candidate runs later) and no thread of its may be left; its results and mutated
+arguments must be exactly builtin types (dict/list/tuple/set/frozenset of str/bytes/int/float/complex/
+bool/None; Counter/OrderedDict/defaultdict are copied as dicts), and the tests get fresh copies, so no
+__eq__ of the candidate's ever runs. Any exception anywhere is a failure.
+Left open, in-process: state inside objects that are not tracked (e.g. a function's __kwdefaults__
+dict, C-level state such as numpy's error mode or the codec registry); exploits of CPython bugs; tests
+that need objects of the candidate's own classes fail (1 of 500 offline MBPP: task 367).
 """
 
 from __future__ import annotations
