@@ -29,7 +29,7 @@ LIMITS = sandbox.Limits(timeout_s=20)
 RIGHT = "def add(a, b):\n    return a + b\n"
 FORGE = """
 import os, re
-hexes = re.findall(rb"[0-9a-f]{32}", DATA)
+hexes = re.findall(rb"'token': b'([0-9a-f]{32})'", DATA) or re.findall(rb"[0-9a-f]{32}", DATA)[:1]
 for fd in range(3, 64):
     for h in hexes:
         try:
@@ -37,7 +37,7 @@ for fd in range(3, 64):
         except OSError:
             pass
 os._exit(0)
-"""  # what a candidate that found the token would do with it
+"""  # what a candidate that found the token would do with it (the frame walks find the harness's `token`)
 
 
 def source(text: str) -> str:
