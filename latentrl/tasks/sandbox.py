@@ -36,19 +36,45 @@ the kernel is the attack surface; no PID namespace, so the program can list host
 kernel objects are not limited; as a non-root evaluator there is no uid drop and no mount namespace,
 so the program runs as the evaluator's user, can read its files, write to world-writable
 directories, read /proc/<evaluator>/environ and signal the evaluator, with only the guard in the way
-(and RLIMIT_NPROC counts all of that user's processes). World-readable files stay readable. Exit
-status 0 means "passed": a program that calls sys.exit(0) or os._exit(0) before its asserts passes,
-so callers that grade should not trust exit 0 alone.
+(and RLIMIT_NPROC counts all of that user's processes). World-readable files stay readable.
+`run_program` reports exit status 0 as "passed"; graders use `grade`.
+
+Grading (`grade`, the scorer of code rewards and benchmarks). Threat: a candidate that makes its tests
+look passed without solving the task. Verdict: "passed" iff the process exits 0 and the verdict pipe
+holds exactly a 128-bit token that the evaluator sends, with the job, on another pipe; the harness
+(`_grade`, given as `-c` source) reads and closes that pipe before the candidate runs, keeps the token
+only in its own frame, and writes it after the last test passed, then `os._exit(0)` (no atexit, no
+__del__). Nothing about the run is in a file, argv or the environment. So forging needs the token,
+i.e. the harness's frame or memory; a Python audit hook (cannot be removed) refuses every way there
+that CPython 3.11 audits: opening anything on procfs or in a procfs directory (/proc/self/mem, environ,
+/dev/fd/N), sys._getframe, tb_frame/gi_frame/cr_frame/ag_frame, sys._current_frames, settrace,
+setprofile, gc.get_objects/referrers/referents, new audit hooks, ctypes, hand-made code objects,
+marshal (imports compile source), attribute writes that are audited (function __code__), new
+interpreters and processes. Signal handlers (they receive the interrupted frame) and new native
+modules (fresh unpatched copies of _signal, _posixsubprocess, _ctypes) are refused by replacing the
+functions that install or load them. Not forging but fooling the tests: the tests run with a private
+copy of the builtins and the trusted setup's names (the candidate contributes only its entry point);
+the candidate's code runs only inside a wrapper after which every module namespace, the dicts, lists
+and sets bound in them and every mutable class are restored to a snapshot, cyclic GC is off (no
+finalizer of the candidate runs later) and no thread of its may be left; its results and mutated
+arguments must be exactly builtin types (dict/list/tuple/set/frozenset of str/bytes/int/float/complex/
+bool/None; Counter/OrderedDict/defaultdict are copied as dicts), and the tests get fresh copies, so no
+__eq__ of the candidate's ever runs. Any exception anywhere is a failure.
+Left open, in-process: state inside objects that are not tracked (e.g. a function's __kwdefaults__
+dict, C-level state such as numpy's error mode or the codec registry); exploits of CPython bugs; tests
+that need objects of the candidate's own classes fail (1 of 500 offline MBPP: task 367).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -68,8 +94,11 @@ __all__ = [
     "Layers",
     "Limits",
     "SandboxError",
+    "TestJob",
     "code_execution_enabled",
     "enable_code_execution",
+    "grade",
+    "grade_many",
     "probe_layers",
     "run_program",
     "run_programs",
@@ -146,20 +175,50 @@ class Layers:
     network_namespace: bool
 
 
+@dataclass(frozen=True)
+class TestJob:
+    """A candidate and the tests that grade it (see `grade`)."""
+
+    __test__ = False  # not a pytest class
+
+    candidate: str  # untrusted source, e.g. a HumanEval prompt followed by the model's completion
+    tests: str  # trusted: asserts, or a `check(candidate)` definition and call
+    entry_point: str  # the candidate's function that the tests call (by this name)
+    setup: str = ""  # trusted: imports and helpers the tests use (e.g. the prompt); the candidate never sees it
+
+
 def run_program(source: str, limits: Limits = Limits()) -> ExecResult:
-    """Run `source` as a Python program in the sandbox and report how it ended."""
+    """Run `source` as a Python program in the sandbox and report how it ended (exit 0 is "passed")."""
     _require_enabled()
     return _execute(source, limits)[0]
+
+
+def grade(job: TestJob, limits: Limits = Limits()) -> ExecResult:
+    """Run the job's tests on its candidate in the sandbox; "passed" only if the harness sent the secret token.
+
+    This is the scorer for rewards and benchmarks: exit status and output decide nothing (module docstring).
+    """
+    _require_enabled()
+    return _execute("", limits, job=job)[0]
 
 
 def run_programs(sources: list[str], limits: Limits = Limits(), workers: int | None = None) -> list[ExecResult]:
     """Run many programs concurrently (threads that each wait on one sandbox); results in input order."""
     _require_enabled()
-    if not sources:
+    return _pool_map(lambda source: run_program(source, limits), sources, workers)
+
+
+def grade_many(jobs: list[TestJob], limits: Limits = Limits(), workers: int | None = None) -> list[ExecResult]:
+    """`grade` for many jobs concurrently; results in input order."""
+    _require_enabled()
+    return _pool_map(lambda job: grade(job, limits), jobs, workers)
+
+
+def _pool_map(func, items: list, workers: int | None) -> list:
+    if not items:
         return []
-    workers = workers or min(len(sources), os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as pool:
-        return list(pool.map(lambda source: run_program(source, limits), sources))
+    with ThreadPoolExecutor(max_workers=workers or min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(func, items))
 
 
 @functools.cache
@@ -180,33 +239,51 @@ def _layers(applied: dict) -> Layers:
 # --- evaluator side ---------------------------------------------------------------------------------
 
 
-def _execute(source: str, limits: Limits, *, guard: bool = True) -> tuple[ExecResult, dict]:
-    """One sandboxed run; also returns what the launcher applied. guard=False exists for tests of the OS layers."""
+def _execute(source: str, limits: Limits, *, guard: bool = True, job: TestJob | None = None) -> tuple[ExecResult, dict]:
+    """One sandboxed run; also returns what the launcher applied. guard=False exists for tests of the OS layers.
+
+    With a job, nothing is written to the directory: the harness gets the job and the token through a pipe.
+    """
+    token = secrets.token_hex(16)
     with (
         _sandbox_uid() as uid,
         _workdir(uid) as workdir,
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
     ):
-        with open(os.path.join(workdir, "program.py"), "w", encoding="utf-8") as fh:
-            fh.write(source)
-        returncode, timed_out, seconds, applied = _spawn(
-            _launcher_config(workdir, uid, limits, guard), limits, out, err
+        if job is None:
+            with open(os.path.join(workdir, "program.py"), "w", encoding="utf-8") as fh:
+                fh.write(source)
+            message = None
+        else:
+            message = json.dumps({"token": token, **dataclasses.asdict(job)}).encode()
+        returncode, timed_out, seconds, applied, verdict = _spawn(
+            _launcher_config(workdir, uid, limits, guard, graded=job is not None), limits, out, err, message
         )
         stdout, stderr = _tail(out), _tail(err)
     if "error" in applied or not (applied or timed_out):
         raise SandboxError(f"sandbox setup failed: {applied.get('error', 'no report from the launcher')}; {stderr}")
     if uid is not None and applied and applied.get("uid") is None:
         _warn_once("sandbox: root, but no uid drop (interpreter unreachable by other uids and no mount namespace)")
-    status = "timeout" if timed_out else "passed" if returncode == 0 else "killed" if returncode < 0 else "failed"
+    passed = returncode == 0 and (job is None or verdict == token.encode())
+    status = "timeout" if timed_out else "passed" if passed else "killed" if returncode < 0 else "failed"
     return ExecResult(status, returncode, stdout, stderr, seconds), applied
 
 
-def _spawn(config: dict, limits: Limits, out, err) -> tuple[int, bool, float, dict]:
-    """Start the launcher in a new session, wait up to the timeout, then kill whatever is left of it."""
+def _spawn(config: dict, limits: Limits, out, err, job: bytes | None) -> tuple[int, bool, float, dict, bytes]:
+    """Start the launcher in a new session, wait up to the timeout, then kill whatever is left of it.
+
+    A graded run also gets the job on one pipe (written by a thread: it may exceed the pipe's buffer) and
+    returns what arrived on the verdict pipe.
+    """
     report_r, report_w = os.pipe()
+    job_r, job_w = os.pipe()
+    verdict_r, verdict_w = os.pipe()
     config["report_fd"] = report_w
-    with os.fdopen(report_r, "rb") as report:
+    child_fds = (report_w, job_r, verdict_w) if job is not None else (report_w,)
+    if job is not None:
+        config["argv"] = [*config["argv"], str(job_r), str(verdict_w)]
+    with os.fdopen(report_r, "rb") as report, os.fdopen(verdict_r, "rb") as verdict, os.fdopen(job_w, "wb") as sender:
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -216,11 +293,14 @@ def _spawn(config: dict, limits: Limits, out, err) -> tuple[int, bool, float, di
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                pass_fds=(report_w,),
+                pass_fds=child_fds,
                 start_new_session=True,
             )
         finally:
-            os.close(report_w)  # the launcher has its own copy, closed when it execs the program
+            for fd in (report_w, job_r, verdict_w):
+                os.close(fd)  # the launcher and the program have their own copies
+        writer = threading.Thread(target=_send, args=(sender, job or b""), daemon=True)
+        writer.start()
         timed_out = False
         try:
             proc.wait(timeout=limits.timeout_s)
@@ -232,12 +312,22 @@ def _spawn(config: dict, limits: Limits, out, err) -> tuple[int, bool, float, di
             proc.wait()
             if config["uid"] is not None:
                 _kill_uid(config["uid"])  # processes that left the group with setsid()
-        return proc.returncode, timed_out, seconds, _parse_report(report.read())
+        writer.join()  # the readers are dead, so a blocked write has failed by now
+        return proc.returncode, timed_out, seconds, _parse_report(report.read()), verdict.read(4096)
 
 
-def _launcher_config(workdir: str, uid: int | None, limits: Limits, guard: bool) -> dict:
+def _send(pipe, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # the program may exit (or be killed) without reading it all
+        pipe.write(data)
+        pipe.close()
+
+
+def _launcher_config(workdir: str, uid: int | None, limits: Limits, guard: bool, graded: bool = False) -> dict:
     program = [sys.executable, "-I", "-B"]
-    program += ["-c", _runner_source(), "program.py"] if guard else ["program.py"]
+    if graded:
+        program += ["-c", _grader_source()]
+    else:
+        program += ["-c", _runner_source(), "program.py"] if guard else ["program.py"]
     keep = [sys.executable, os.path.dirname(sys.executable), sys.prefix, sys.exec_prefix]
     keep += [sys.base_prefix, sys.base_exec_prefix, workdir]
     return {
@@ -444,6 +534,11 @@ def _launcher_source() -> str:
     return (
         _source_of(_launch, _reachable, _mount_view) + "_launch(__import__('json').loads(__import__('sys').argv[1]))\n"
     )
+
+
+@functools.cache
+def _grader_source() -> str:
+    return _source_of(_reliability_guard, _grade) + "_grade()\n"
 
 
 @functools.cache
@@ -667,3 +762,234 @@ def _run_guarded() -> None:
     _reliability_guard(os.getcwd())
     sys.argv = sys.argv[1:]
     runpy.run_path(sys.argv[0], run_name="__main__")
+
+
+def _grade() -> None:
+    """Child step 3 of a graded run (argv: job fd, verdict fd): the trusted harness (module docstring, "Grading").
+
+    Only this function's frame ever holds the token; it writes it to the verdict pipe after the last test
+    passed and exits at once. Every helper below is a closure bound before the candidate runs, so nothing the
+    harness calls afterwards is looked up in a namespace the candidate can change.
+    """
+    import _imp
+    import _signal
+    import _thread
+    import ast
+    import builtins
+    import collections
+    import gc
+    import importlib
+    import json
+    import operator
+    import os
+    import signal
+    import sys
+    import traceback
+
+    job_fd, verdict_fd = int(sys.argv[1]), int(sys.argv[2])
+    write, exit_now, stat, thread_count, gc_disable = os.write, os._exit, os.stat, _thread._count, gc.disable
+    is_, all_, map_, zip_, len_, type_, tuple_, dict_ = operator.is_, all, map, zip, len, type, tuple, dict
+    set_attr, del_attr, run, type_error, missing = type.__setattr__, type.__delattr__, exec, TypeError, object()
+    scalars = (type(None), bool, int, float, complex, str, bytes)
+    containers = (list, tuple, set, frozenset)
+    dict_items, dict_like = dict.items, (dict, collections.Counter, collections.OrderedDict, collections.defaultdict)
+    immutable_type = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: setattr on such a class raises anyway
+    frame_attributes = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
+    refused_events = frozenset({
+        "sys._current_frames", "sys.settrace", "sys.setprofile", "sys.addaudithook",
+        "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+        "code.__new__", "marshal.load", "marshal.loads", "object.__setattr__", "object.__delattr__",
+        "cpython.PyInterpreterState_New", "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn",
+        "os.system", "subprocess.Popen",
+    })  # fmt: skip
+    # Native modules cannot be loaded once the candidate runs: these are the ones solutions commonly use.
+    preloaded = "array bisect cmath collections copy datetime decimal fractions functools hashlib heapq itertools "
+    preloaded = (preloaded + "json math operator random re statistics string struct typing").split()
+    relaxed = []  # set once the token is gone: nothing is left to protect
+
+    class Refused(RuntimeError):
+        """An operation that would let the candidate reach the harness (or forge its verdict)."""
+
+    def audit(event: str, args: tuple) -> None:
+        """Refuse what reaches another frame's locals, the process's memory or a new interpreter/process."""
+        if relaxed:
+            return
+        if event == "open":
+            path = args[0]
+            if type_(path) is int:
+                return  # an fd that is already open: nothing new is reached
+            if type_(path) is not str and type_(path) is not bytes:
+                raise PermissionError(f"sandbox: open() of a {type_(path).__name__} path is refused")
+            separator = "/" if type_(path) is str else b"/"
+            for probe in (path, path.rpartition(separator)[0] or "."):  # the file, and its directory (/dev/fd/N)
+                try:
+                    on_procfs = stat(probe).st_dev == proc_dev
+                except OSError:
+                    continue  # does not exist (a new file is never on procfs) or cannot be opened anyway
+                if on_procfs:
+                    raise PermissionError(f"sandbox: opening {path!r} (procfs) is refused")
+        elif event == "sys._getframe":
+            raise ValueError("sandbox: sys._getframe is refused")  # what its callers already catch
+        elif event == "object.__getattr__" and args[1] in frame_attributes:
+            raise Refused(f"sandbox: reading .{args[1]} is refused")
+        elif event in refused_events or event[:7] == "ctypes.":
+            raise Refused(f"sandbox: {event} is refused")
+
+    def refuse(what: str, error: type[Exception] = Refused):
+        def refused(*args, **kwargs):
+            raise error(f"sandbox: {what} is refused")
+
+        return refused
+
+    def replace_everywhere(replacements: dict[int, object]) -> None:
+        """Replace functions in every module namespace, under any name (e.g. `signal.signal`, `_signal.signal`)."""
+        for module in list(sys.modules.values()):
+            namespace = getattr(module, "__dict__", None)
+            if type(namespace) is dict:
+                for name, value in list(namespace.items()):
+                    if id(value) in replacements:
+                        namespace[name] = replacements[id(value)]
+
+    def snapshot() -> tuple[list, list, list]:
+        """Every module's namespace, the dicts, lists and sets bound in them, and their mutable classes."""
+        maps, lists, classes, seen = [], [], [], set()
+
+        def track(value) -> None:
+            for item in value.__mro__ if isinstance(value, type) else (value,):
+                kind = type(item)
+                if id(item) in seen:
+                    continue
+                seen.add(id(item))
+                if kind is dict:
+                    maps.append((item, tuple(item), tuple(item.values())))
+                elif kind is list or kind is set:
+                    lists.append((item, tuple(item)))
+                elif isinstance(item, type) and not item.__flags__ & immutable_type:
+                    classes.append((item, vars(item), tuple(vars(item)), tuple(vars(item).values())))
+
+        for module in list(sys.modules.values()):
+            namespace = getattr(module, "__dict__", None)
+            if type(namespace) is dict and id(namespace) not in seen:
+                track(namespace)
+                for value in list(namespace.values()):
+                    track(value)
+        return maps, lists, classes
+
+    def settle() -> None:
+        """After candidate code: no thread of its own left, and every tracked namespace as it was before."""
+        gc_disable()  # no finalizer of the candidate's runs later, in the middle of the tests
+        if thread_count():
+            raise Refused("sandbox: the candidate left a thread running")
+        for mapping, keys, values in maps:
+            if len_(mapping) != len_(values) or not all_(map_(is_, mapping.values(), values)):
+                mapping.clear()
+                mapping.update(zip_(keys, values))
+        for items, before in lists:
+            if len_(items) != len_(before) or not all_(map_(is_, items, before)):
+                items.clear()
+                items.update(before) if type_(items) is set else items.extend(before)
+        for cls, proxy, keys, values in classes:
+            if len_(proxy) != len_(values) or not all_(map_(is_, proxy.values(), values)):
+                original = dict_(zip_(keys, values))
+                for key in tuple_(proxy):
+                    if type_(key) is not str:
+                        raise Refused(f"sandbox: a non-str attribute name was added to {cls!r}")
+                    if key not in original:
+                        del_attr(cls, key)
+                for key, value in zip_(keys, values):
+                    if proxy.get(key, missing) is not value:
+                        set_attr(cls, key, value)
+
+    def guarded(func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            settle()
+
+    def plain(value, depth: int = 0):
+        """A fresh copy of `value` if it is built of exactly builtin types (else TypeError): nothing in it can
+        run the candidate's code (an __eq__ that is always true), and the candidate keeps no reference to it."""
+        kind = type_(value)
+        for scalar in scalars:
+            if kind is scalar:
+                return value
+        if depth > 100:
+            raise type_error("sandbox: the result is nested too deeply")
+        for mapping in dict_like:  # the collections ones compare with dicts as dicts do: copied as plain dicts
+            if kind is mapping:
+                return {plain(k, depth + 1): plain(v, depth + 1) for k, v in dict_items(value)}
+        for container in containers:
+            if kind is container:
+                return container([plain(item, depth + 1) for item in value])
+        raise type_error("sandbox: the candidate returned an object that is not plain builtin data")
+
+    def wrap(func):
+        """What the tests call instead of the candidate's function: its code runs inside `guarded` only."""
+
+        def candidate(*args, **kwargs):
+            inputs = []
+            for arg in (*args, *kwargs.values()):
+                try:
+                    plain(arg)
+                    inputs.append(arg)
+                except type_error:
+                    pass  # a trusted object of the tests' own (e.g. a class from the MBPP setup code)
+            result = guarded(func, *args, **kwargs)
+            for arg in inputs:
+                plain(arg)  # still plain data after the candidate mutated it in place
+            return plain(result)
+
+        return candidate
+
+    def preload(name: str) -> None:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - e.g. `from x import function`: not a module
+            pass
+
+    _reliability_guard(os.getcwd())
+    with os.fdopen(job_fd, "rb") as pipe:
+        job = json.loads(pipe.read())
+    token = job.pop("token").encode()
+    try:
+        setup_code = compile(job["setup"], "setup.py", "exec", dont_inherit=True, optimize=0)
+        tests_code = compile(job["tests"], "tests.py", "exec", dont_inherit=True, optimize=0)
+        for node in ast.walk(ast.Module([*ast.parse(job["setup"]).body, *ast.parse(job["tests"]).body], [])):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                preload(name)
+        for name in preloaded:
+            preload(name)
+        trusted = {"__name__": "__main__", "__builtins__": dict(builtins.__dict__)}  # private: never patched
+        run(setup_code, trusted)
+        candidate_code = compile(job["candidate"], "solution.py", "exec", dont_inherit=True)
+        proc_dev = stat("/proc").st_dev
+        handler, native = refuse("installing a signal handler"), refuse("loading a native module", ImportError)
+        replace_everywhere({id(signal.signal): handler, id(_signal.signal): handler})  # gets the frame
+        replace_everywhere({id(_imp.create_builtin): native, id(_imp.create_dynamic): native})  # fresh copies
+        sys.pycache_prefix = os.getcwd() + "/no-pycache"  # imports compile source: marshal is refused
+        maps, lists, classes = snapshot()
+        sys.addaudithook(audit)
+        namespace = {"__name__": "__main__", "__builtins__": builtins}
+        guarded(run, candidate_code, namespace)
+        function = guarded(namespace.get, job["entry_point"])
+        if function is None:
+            raise NameError(f"the candidate defines no {job['entry_point']!r}")
+        tests = dict(trusted)
+        tests[job["entry_point"]] = wrap(function)
+        run(tests_code, tests)
+        settle()
+    except BaseException as exc:  # noqa: BLE001 - any exception, SystemExit included, is a failure
+        token = None
+        relaxed.append(True)
+        traceback.print_exception(exc)
+        exit_now(1)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+    write(verdict_fd, token)
+    exit_now(0)
