@@ -262,8 +262,12 @@ def test_code_rewards_cannot_be_forged():
     from latentrl.tasks import get_task
 
     meta = json.dumps({"prefix": SETUP, "tests": TESTS, "reference": RIGHT})
-    forgers = ["import os\nos._exit(0)", "import sys\nsys.exit(0)", "DATA = open('/proc/self/environ', 'rb').read()"
-               + FORGE, "class E:\n    def __eq__(self, o):\n        return True\n\ndef add(a, b):\n    return E()"]
+    forgers = [
+        "import os\nos._exit(0)",
+        "import sys\nsys.exit(0)",
+        "DATA = open('/proc/self/environ', 'rb').read()" + FORGE,
+        "class E:\n    def __eq__(self, o):\n        return True\n\ndef add(a, b):\n    return E()",
+    ]
     completions = [f"```python\n{c}\n```" for c in [RIGHT, *forgers]]
     reward = correctness_reward(get_task("humaneval_plus"))
     assert reward([""] * 5, completions, gold=["add"] * 5, meta=[meta] * 5) == [1.0, 0.0, 0.0, 0.0, 0.0]

@@ -27,7 +27,7 @@ UNSUPPORTED = {
     "cache_implementation": None,
     "chat_template_kwargs": None,
 }
-TRAIN_DATA = ("auto", "hub", "arithmetic", "file", "task")
+TRAIN_DATA = ("auto", "hub", "arithmetic", "chains", "file", "task")
 
 
 @dataclass
@@ -35,13 +35,14 @@ class LatentGRPOConfig(GRPOConfig):
     model_name: str = field(default=DEFAULT_MODEL, metadata={"help": "hub id, local path or embedded:<name>"})
     task: str = field(default="gsm8k", metadata={"help": "task whose answer format and scorer define the reward"})
     train_data: str = field(
-        default="auto", metadata={"help": "auto | hub | arithmetic | file | task (the task's own loader)"}
+        default="auto",
+        metadata={"help": "auto | hub | arithmetic | chains (train split) | file | task (the task's own loader)"},
     )
     allow_code_execution: bool = field(
         default=False, metadata={"help": "code tasks: score rollouts by running them in the sandbox"}
     )
     data_file: str | None = field(default=None, metadata={"help": "JSON/JSONL rows with question and answer"})
-    train_size: int = field(default=256, metadata={"help": "generated problems (train_data=arithmetic)"})
+    train_size: int = field(default=256, metadata={"help": "generated problems (train_data=arithmetic, chains)"})
     latent_steps: int = field(default=4, metadata={"help": "m, latent steps per non-final agent"})
     topology: str = field(default="sequential", metadata={"help": "sequential | hierarchical"})
     grad_mode: str = field(

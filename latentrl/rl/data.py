@@ -1,4 +1,4 @@
-"""Training prompts: GSM8K train from the hub, a local file, or generated arithmetic (offline)."""
+"""Training prompts: GSM8K train from the hub, a local file, generated arithmetic or chained word problems."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from datasets import Dataset
 
 from latentrl.hub import hub_reachable
-from latentrl.tasks import get_task
+from latentrl.tasks import chains, get_task
 from latentrl.tasks.arithmetic import generate
 from latentrl.tasks.gsm8k import gold_of
 from latentrl.tasks.sources import hub_rows, read_file
@@ -21,7 +21,8 @@ def train_dataset(source: str, data_file: str | None, size: int, seed: int, task
     rollout and the rewards read.
 
     Sources: `task` (the task's own loader: its hub split, offline copy or data_file), `file` (GSM8K
-    schema), `arithmetic` (generated), `hub` (GSM8K train), `auto` (hub if reachable, else arithmetic).
+    schema), `arithmetic` (generated), `chains` (the train split of the chains task: never a test problem),
+    `hub` (GSM8K train), `auto` (hub if reachable, else arithmetic).
     """
     if source == "task":
         examples = get_task(task).load("file" if data_file else "auto", data_file)
@@ -31,6 +32,8 @@ def train_dataset(source: str, data_file: str | None, size: int, seed: int, task
         rows = read_file(data_file)
     elif source == "arithmetic":
         rows = generate(size, seed)
+    elif source == "chains":
+        rows = chains.generate(size, "train", seed)
     elif hub_reachable():
         rows = hub_rows("openai/gsm8k", "main", "train")
     elif source == "hub":

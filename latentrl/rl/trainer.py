@@ -17,6 +17,7 @@ disabled) and every TRL loss type work unchanged. In grad_mode 'none', the loss 
 optimizer step as its rollout feeds the rollout's recorded latents instead (the same values; it skips
 the recurrence's forwards).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
