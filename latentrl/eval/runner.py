@@ -339,6 +339,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     if cfg.wandb and (mine or not logged.exists()):
         from latentrl.tracking import log_eval
 
-        summary["wandb_mode"] = log_eval(out, cfg.wandb_project, cfg.wandb_group, asdict(cfg), summary, rows)
+        record = {**asdict(cfg), "data": asdict(data)}
+        summary["wandb_mode"] = log_eval(out, cfg.wandb_project, cfg.wandb_group, record, summary, rows)
         logged.write_text(summary["wandb_mode"])
     return summary
