@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         config = yaml.safe_load(Path(args.config).read_text()) or {}
         points = plan(config)
     except (*INPUT_ERRORS, TypeError, yaml.YAMLError) as err:
-        print(f"sweep: error: {err}", file=sys.stderr)
+        print(f"sweep: error: {args.config}: {' '.join(str(err).split())}", file=sys.stderr)  # YAML's are multi-line
         return 2
     summaries = []
     for i, p in enumerate(points, 1):

@@ -27,7 +27,7 @@ Rows = list[dict[str, Any]]
 class Row(dict):
     """A data row that names its file, row and the field when a loader asks for a field it lacks.
 
-    `row["question"]` on a row without it raises DataUnavailable('data.jsonl row 3: no field
+    `row["question"]` on a row without it raises DataUnavailable('data.jsonl line 3: no field
     'question' (its fields: ...)') instead of a bare KeyError; `.get` and `in` behave as for a dict.
     """
 
