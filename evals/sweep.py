@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from latentrl.eval import ConfigError, EvalConfig, run_eval
+from latentrl.cli import INPUT_ERRORS
+from latentrl.eval import EvalConfig, run_eval
 from latentrl.eval.grid import AXES, expand
 from latentrl.eval.report import group_seeds
 from latentrl.tracking import log_sweep
@@ -49,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = yaml.safe_load(Path(args.config).read_text()) or {}
         points = plan(config)
-    except (ValueError, TypeError) as err:
-        print(f"sweep: error: {err}", file=sys.stderr)
+    except (*INPUT_ERRORS, TypeError, yaml.YAMLError) as err:
+        print(f"sweep: error: {args.config}: {' '.join(str(err).split())}", file=sys.stderr)  # YAML's are multi-line
         return 2
     summaries = []
     for i, p in enumerate(points, 1):
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i}/{len(points)}] {p.output}{'  (summary exists: resumes/skips)' if done else ''}", file=sys.stderr)
         try:
             summary = None if args.dry_run else run_eval(p)
-        except ConfigError as err:
+        except INPUT_ERRORS as err:
             print(f"sweep: error: {err}", file=sys.stderr)
             return 2
         if summary:

@@ -21,14 +21,28 @@ from latentrl.tasks import DataUnavailable
 from latentrl.tracking import TrackingError
 
 _TYPES = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str}
+# Bad input a user can fix: one line on stderr, exit status 2, never a traceback.
+INPUT_ERRORS = (ConfigError, ModelLoadError, DataUnavailable, TrackingError, FileNotFoundError, ValueError)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the eval usage alone is a screenful), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _list_of(kind: type):
+    what = {int: "integers", float: "numbers"}.get(kind, "names")
+
     def parse(text: str) -> list:
         try:
-            return [kind(v) for v in text.split(",") if v.strip()]
+            values = [kind(v) for v in text.split(",") if v.strip()]
         except ValueError as err:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got '{text}'") from err
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got '{text}'") from err
+        if not values:  # '--task ""' must not fall back to the default
+            raise argparse.ArgumentTypeError(f"expected one or more comma-separated {what}, got '{text}'")
+        return values
 
     return parse
 
@@ -51,7 +65,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type = EvalConfig) -> 
 def _eval(args: argparse.Namespace) -> None:
     fields = [f.name for f in dataclasses.fields(EvalConfig)]
     base = EvalConfig(**{k: getattr(args, k) for k in fields if k not in AXES})
-    points = expand(base, {axis: getattr(args, axis) for axis in AXES if getattr(args, axis)})
+    points = expand(base, {axis: getattr(args, axis) for axis in AXES if getattr(args, axis) is not None})
     for cfg in points:
         cfg.validate()  # every point, before any model loads
     summaries = [s for cfg in points if (s := run_eval(cfg))]
@@ -87,9 +101,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="latentrl", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = Parser(prog="latentrl", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_eval = sub.add_parser("eval", help="evaluate methods on tasks (resumable; lists make a grid)")
     add_config_args(p_eval)
@@ -108,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("latentrl").addHandler(logging.StreamHandler())
     try:
         args.fn(args)
-    except (ConfigError, ModelLoadError, DataUnavailable, TrackingError, FileNotFoundError, ValueError) as err:
+    except INPUT_ERRORS as err:
         print(f"latentrl: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -120,3 +120,18 @@ def test_changed_sweep_config_refuses_to_mix_into_old_points(model_dir, data_fil
     path.write_text(json.dumps({**cfg, "max_new_tokens": 9}))
     assert sweep.main(["--config", str(path)]) == 2
     assert "max_new_tokens: 4 -> 9" in capsys.readouterr().err
+
+
+def test_sweep_bad_input_is_one_line(model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "What is 1 + 1?"}\n')
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(config(model_dir, str(bad), tmp_path / "out")))
+    assert sweep.main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"sweep: error: {bad} line 1: no field 'question' (its fields: problem)"
+    assert not any("Traceback" in line for line in err)
+    path.write_text("task: [gsm8k\n")  # malformed YAML
+    assert sweep.main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sweep: error: {path}: while parsing") and len(err.strip().splitlines()) == 1

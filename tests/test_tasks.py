@@ -264,7 +264,7 @@ def test_huge_expressions_skip_sympy():
     [
         ("so \\boxed{\\frac{1}{2}}", "\\frac{1}{2}", "\\frac{1}{2}"),  # nested braces
         ("\\boxed{1} then \\boxed{2}", "2", "2"),
-        ("the answer is $\\frac{1}{2}$.", None, "$\\frac{1}{2}$."),
+        ("the answer is $\\frac{1}{2}$.", None, "$\\frac{1}{2}$"),
         ("<think>\\boxed{3}", None, None),
         ("nothing", None, None),
     ],

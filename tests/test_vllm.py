@@ -115,13 +115,15 @@ def test_a_run_dir_from_before_the_backend_option_still_resumes(tmp_path):
     import json
 
     from latentrl.eval.runner import _check_dir
+    from latentrl.tasks.sources import Data
 
-    cfg = EvalConfig(output=str(tmp_path))
+    cfg, data = EvalConfig(output=str(tmp_path)), Data("file", None, 1, "0" * 64, "gsm8k")
     old = {k: v for k, v in cfg.fingerprint().items() if k != "backend"}
     (tmp_path / "config.json").write_text(json.dumps(old))
-    _check_dir(cfg, tmp_path, 0)  # no "another config" error
+    (tmp_path / "predictions.jsonl").write_text(json.dumps({"id": "0"}) + "\n")  # a directory with predictions
+    _check_dir(cfg, data, tmp_path, 0)  # no "another config" error
     with pytest.raises(ConfigError, match="backend"):
-        _check_dir(EvalConfig(output=str(tmp_path), backend="vllm"), tmp_path, 0)
+        _check_dir(EvalConfig(output=str(tmp_path), backend="vllm"), data, tmp_path, 0)
 
 
 # --- GPU: HF and vLLM agree greedily on the embedded model ------------------------------------------------

@@ -1,20 +1,25 @@
 """The evaluation runner: one output directory per run, predictions appended as they are produced.
 
-    DIR/config.json        what was run (a changed config refuses to mix into an old directory)
+    DIR/config.json        what was run and on which data (source, size, sha256); a changed config or
+                           changed data refuses to mix into a directory that holds predictions
     DIR/predictions.jsonl  one line per question, fsynced after every batch
-    DIR/summary.json       accuracy (strict and flexible), tokens, forwards, wall-clock, peak memory
+    DIR/summary.json       accuracy (strict and flexible), tokens, forwards, wall-clock, this point's peak
+                           memory, the data record
 
-Rerunning the same command skips finished questions, so a killed run loses at most one batch.
-Questions run longest first (batches of similar length pad less); predictions carry their ids.
-Under `accelerate launch` / `torchrun` each rank takes every WORLD_SIZE-th question and rank 0 merges.
+Rerunning the same command skips finished questions, so a killed run loses at most one batch. Sampling
+draws from a generator per question, seeded by the run seed and the question id, so a resumed run
+samples what an uninterrupted one would. Questions run longest first (batches of similar length pad
+less); predictions carry their ids. A process keeps the last model it loaded, so the points of a grid
+share one load. Under `accelerate launch` / `torchrun` each rank takes every WORLD_SIZE-th question and
+rank 0 merges.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,14 +29,15 @@ import torch
 from tqdm.auto import tqdm
 
 from latentrl.eval import store
+from latentrl.eval.resources import PeakMemory
 from latentrl.eval.stats import summarize
 from latentrl.latent.align import MODES
 from latentrl.mas import Generation, MethodConfig, Runtime, Sampling, get_method
 from latentrl.mas.vllm_decode import VLLMUnavailable
-from latentrl.models import DEFAULT_MODEL, eos_token_ids, load_model
+from latentrl.models import DEFAULT_MODEL, LoadedModel, eos_token_ids, load_model
 from latentrl.tasks import Example, Score, Task, get_task
 from latentrl.tasks.registry import score_many
-from latentrl.tasks.sources import SOURCES
+from latentrl.tasks.sources import SOURCES, Data, load_examples
 
 
 class ConfigError(ValueError):
@@ -93,6 +99,8 @@ class EvalConfig:
             raise ConfigError(f"--backend {self.backend} applies to latent_mas only, not '{self.method}'")
         if self.backend == "vllm" and self.adapter:
             raise ConfigError("--backend vllm loads weights from the model path: merge the adapter and pass its dir")
+        check_device(self.device)
+        check_output(Path(self.output))
         self.method_config()
         return task
 
@@ -109,18 +117,55 @@ class EvalConfig:
         return {k: v for k, v in asdict(self).items() if k not in self.FREE}
 
 
-def _check_dir(cfg: EvalConfig, out: Path, rank: int) -> None:
+def check_device(device: str | None) -> None:
+    """Refuse a device this machine does not have, before anything loads."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(f"--device {device!r} is not a device (use cpu, cuda or cuda:N)") from err
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device {device}: no CUDA GPU is visible here; use --device cpu or omit --device")
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"--device {device}: only {count} CUDA device(s) here (cuda:0..cuda:{count - 1})")
+
+
+def check_output(out: Path) -> None:
+    """Refuse an --output that is a file, or under a file, or in a directory this process cannot write."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output {out} is a file, not a directory")
+    parent = next(p for p in (out, *out.parents) if p.exists())  # the nearest part that exists
+    if not parent.is_dir():
+        raise ConfigError(f"--output {out}: {parent} is a file, so the directory cannot be created")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output {out}: {parent} is not writable")
+
+
+def _check_dir(cfg: EvalConfig, data: Data, out: Path, rank: int) -> None:
+    """Refuse a directory holding predictions of another config or other data; else (re)write config.json.
+
+    A directory without predictions takes the new config, so a run that failed before its first batch
+    (a typo in --model, a missing GPU) does not lock its directory."""
     path = out / "config.json"
-    if path.exists():
+    if path.exists() and store.read_all(out):
         old = json.loads(path.read_text())
         default = EvalConfig().fingerprint()  # a key an older run did not record had its default value
         diff = {k: (old.get(k, default[k]), v) for k, v in cfg.fingerprint().items() if old.get(k, default[k]) != v}
         if diff:
             changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise ConfigError(f"{out} holds a run with another config ({changes}); use a new --output directory")
+        was = old.get("data", {}).get("sha256", data.sha256)  # older runs recorded no data hash
+        if was != data.sha256:
+            raise ConfigError(
+                f"{out} holds predictions on other data (sha256 {was[:12]} -> {data.sha256[:12]}, now from "
+                f"{data.source} {data.file or ''}); use a new --output directory"
+            )
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f"config.json.{rank}.tmp"
-    tmp.write_text(json.dumps(asdict(cfg), indent=2))
+    tmp.write_text(json.dumps({**asdict(cfg), "data": asdict(data)}, indent=2))
     os.replace(tmp, path)
 
 
@@ -191,19 +236,55 @@ def record(score: Score, ex: Example, g: Generation, seconds: float, kv_entry_by
     }
 
 
+_LOADED: dict[tuple, LoadedModel] = {}
+
+
+def cached_model(name: str, device: str | None, dtype: str, adapter: str | None) -> LoadedModel:
+    """The model of the previous point when it is the same (name, adapter, dtype, device); else a fresh load.
+
+    One model is kept: a grid runs its points model by model, so each loads once per process."""
+    key = (name, adapter, dtype, device)
+    if key not in _LOADED:
+        _LOADED.clear()  # free the previous model before loading the next
+        _LOADED[key] = load_model(name, device, dtype, adapter)
+    return _LOADED[key]
+
+
+def question_seed(seed: int, qid: str) -> int:
+    """The sampling seed of one question: from the run seed and the question id only, so a resumed run (other
+    batches, other order) samples each question as an uninterrupted run does."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{qid}".encode()).digest()[:8], "big") >> 1
+
+
+class BatchProgress:
+    """Shows a batch's progress on the bar: the agent at work, tokens generated, rows still running."""
+
+    def __init__(self, bar: tqdm, every_s: float = 0.5) -> None:
+        self.bar, self.every_s, self.last = bar, every_s, 0.0
+
+    def __call__(self, agent: str, tokens: int, running: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every_s:  # redraw at most twice a second
+            self.last = now
+            self.bar.set_postfix_str(f"{agent}: {tokens} tokens, {running} rows running")
+
+
 def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: World, progress: bool) -> None:
     """Run the method on `todo` in batches, score, and append each batch to `path`."""
-    lm = load_model(cfg.model, cfg.device or w.device, cfg.dtype, cfg.adapter)
+    lm = cached_model(cfg.model, cfg.device or w.device, cfg.dtype, cfg.adapter)
     rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg.method_config())
     method = get_method(cfg.method)
     desc = f"{cfg.task} {cfg.method} m={cfg.latent_steps}" + (f" rank {w.rank}" if w.size > 1 else "")
     per_token = kv_bytes_per_token(lm.model)
     with open(path, "a", encoding="utf-8") as fh, tqdm(total=len(todo), desc=desc, disable=not progress) as bar:
+        rt.progress = BatchProgress(bar) if progress else None
         for start in range(0, len(todo), cfg.batch_size):
             batch = todo[start : start + cfg.batch_size]
-            gen = torch.Generator(lm.device).manual_seed(cfg.seed * 1_000_003 + start)
+            gens = None
+            if cfg.temperature > 0:
+                gens = [torch.Generator(lm.device).manual_seed(question_seed(cfg.seed, ex.id)) for ex in batch]
             t0 = time.perf_counter()
-            generations = method(rt, [ex.question for ex in batch], task.answer_format, gen)
+            generations = method(rt, [ex.question for ex in batch], task.answer_format, gens)
             seconds = (time.perf_counter() - t0) / len(batch)
             scores = score_many(task, [g.text for g in generations], batch)
             store.append(fh, [record(s, ex, g, seconds, per_token) for s, ex, g in zip(scores, batch, generations)])
@@ -213,29 +294,34 @@ def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: W
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     """Run (or resume) one evaluation; returns its summary (on rank 0; other ranks return {})."""
     task = cfg.validate()
-    examples = task.load(cfg.data_source, cfg.data_file)[: cfg.limit]  # fails before the model loads
+    examples, data = load_examples(task, cfg.data_source, cfg.data_file)  # fails before the model loads
+    examples = examples[: cfg.limit]
     if task.executes_code:
         from latentrl.tasks.sandbox import enable_code_execution
 
         enable_code_execution()
     w = world()
     out = Path(cfg.output)
-    _check_dir(cfg, out, w.rank)
+    _check_dir(cfg, data, out, w.rank)
     own = store.shard_name(w.rank, w.size)
     done = store.read_all(out, own=own)
     mine = [ex for i, ex in enumerate(examples) if i % w.size == w.rank and ex.id not in done]
     # Longest first, so batches hold similar lengths (less padding) and a memory error shows up at once.
     mine.sort(key=lambda ex: -len(ex.question))
-    if mine:
-        _generate(cfg, task, mine, out / own, w, progress)
+    with PeakMemory() as peak:
+        if mine:
+            _generate(cfg, task, mine, out / own, w, progress)
     w.barrier()
     if w.rank != 0:
         return {}
     rows = store.merge(out, [ex.id for ex in examples]) if w.size > 1 else list(store.read_all(out).values())
     wanted = {ex.id for ex in examples}
     rows = [r for r in rows if r["id"] in wanted]
+    old = out / "summary.json"
+    # A rerun with nothing left to do keeps the memory its point was measured at.
+    memory = json.loads(old.read_text()) if not mine and old.exists() else peak.result()
     summary = {
-        "task": cfg.task,
+        "task": data.reported_as,
         "method": cfg.method,
         "topology": "-" if cfg.method == "single" else cfg.topology,
         "latent_steps": cfg.latent_steps if cfg.method == "latent_mas" else 0,
@@ -244,14 +330,16 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
         "adapter": cfg.adapter,
         "train_latent_steps": trained_latent_steps(cfg.adapter),
         **summarize(rows),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
+        "peak_rss_mb": memory.get("peak_rss_mb"),
+        "peak_gpu_mb": memory.get("peak_gpu_mb"),
+        "data": asdict(data),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     logged = out / "wandb.logged"  # a rerun of a finished point does not log a second W&B run
     if cfg.wandb and (mine or not logged.exists()):
         from latentrl.tracking import log_eval
 
-        summary["wandb_mode"] = log_eval(out, cfg.wandb_project, cfg.wandb_group, asdict(cfg), summary, rows)
+        record = {**asdict(cfg), "data": asdict(data)}
+        summary["wandb_mode"] = log_eval(out, cfg.wandb_project, cfg.wandb_group, record, summary, rows)
         logged.write_text(summary["wandb_mode"])
     return summary

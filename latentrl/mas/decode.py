@@ -6,6 +6,7 @@ make the others pay. Rows never interact, so greedy output does not depend on th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -36,8 +37,14 @@ class Decoded:
     logprobs: list[float] = field(default_factory=list)  # if asked: log p(token) at the sampling temperature
 
 
-def pick(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> torch.Tensor:
-    """(B, V) logits -> (B,) next ids."""
+# One generator for the batch, or one per question (its draws then do not depend on the batch it is in).
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+def pick(
+    logits: torch.Tensor, sampling: Sampling, generator: Generators, rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B, V) logits -> (B,) next ids. With a generator per question, `rows` are the batch rows' questions."""
     if sampling.temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / sampling.temperature, -1)
@@ -45,6 +52,9 @@ def pick(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | 
         sorted_p, order = probs.sort(-1, descending=True)
         drop = sorted_p.cumsum(-1) - sorted_p > sampling.top_p  # keep the smallest set reaching top_p
         probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0))
+    if isinstance(generator, list):
+        rows = range(len(probs)) if rows is None else rows.tolist()
+        return torch.cat([torch.multinomial(p[None], 1, generator=generator[r]) for p, r in zip(probs, rows)])[:, 0]
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
@@ -54,13 +64,15 @@ def decode(
     h_last: torch.Tensor,
     eos_ids: list[int],
     sampling: Sampling,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     logprobs: bool = False,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> list[Decoded]:
     """Generate from (B, d) last hidden states on `memory` (consumed: finished rows are dropped).
 
     With `logprobs`, each token's log-probability under the full distribution at the sampling
     temperature (1 for greedy) is recorded: what an RL trainer recomputes for its ratios.
+    `on_step(tokens generated, rows still running)` is called after every step (progress display).
     """
     head = memory.model.get_output_embeddings()
     n = memory.batch
@@ -69,12 +81,14 @@ def decode(
     steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # (rows, tokens, logprobs) per step
     for step in range(sampling.max_new_tokens):
         logits = head(h_last)
-        nxt = pick(logits, sampling, generator)
+        nxt = pick(logits, sampling, generator, alive)
         lp = None
         if logprobs:
             lp = torch.log_softmax(logits.float() / (sampling.temperature or 1.0), -1).gather(1, nxt[:, None])[:, 0]
         steps.append((alive, nxt, lp))
         keep = ~torch.isin(nxt, eos)
+        if on_step is not None:
+            on_step(step + 1, int(keep.sum()))
         if step == sampling.max_new_tokens - 1 or not bool(keep.any()):
             break
         if not bool(keep.all()):

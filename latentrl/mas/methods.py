@@ -12,6 +12,7 @@ A method maps a batch of questions to one `Generation` per question. Register ne
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from latentrl.latent import build_memory, get_alignment, left_pad, sequential_memory
 from latentrl.latent.diagnostics import latent_stats
 from latentrl.latent.memory import Memory
-from latentrl.mas.decode import Decoded, Sampling, decode
+from latentrl.mas.decode import Decoded, Generators, Sampling, decode
 from latentrl.mas.prompts import agent_message, latent_prompts, render, text_context
 from latentrl.mas.roles import SOLVER, topology
 from latentrl.mas.vllm_decode import check_backend, decode_final
@@ -87,6 +88,11 @@ class Runtime:
     tokenizer: PreTrainedTokenizerBase
     eos_ids: list[int]
     config: MethodConfig
+    progress: Callable[[str, int, int], None] | None = None  # (agent, tokens generated, rows still running)
+
+    def on_step(self, role: str) -> Callable[[int, int], None] | None:
+        """`decode`'s per-step callback for agent `role`, when progress is shown."""
+        return None if self.progress is None else functools.partial(self.progress, role)
 
     @property
     def pad_id(self) -> int:
@@ -94,7 +100,7 @@ class Runtime:
         return self.eos_ids[0] if pad is None else pad  # pad columns are masked: any valid id will do
 
 
-Method = Callable[[Runtime, list[str], str, torch.Generator | None], list[Generation]]
+Method = Callable[[Runtime, list[str], str, Generators], list[Generation]]
 METHODS: dict[str, Method] = {}
 
 
@@ -116,12 +122,12 @@ def _text(rt: Runtime, d: Decoded) -> str:
     return rt.tokenizer.decode([t for t in d.tokens if t not in rt.eos_ids], skip_special_tokens=True)
 
 
-def _speak(rt: Runtime, role: str, messages: list[str], gen: torch.Generator | None) -> list[AgentTrace]:
+def _speak(rt: Runtime, role: str, messages: list[str], gen: Generators) -> list[AgentTrace]:
     """One text agent turn per message, batched: fresh memory, prefill, decode."""
     ids, mask = left_pad([render(rt.tokenizer, msg) for msg in messages], rt.pad_id, rt.model.device)
     memory = Memory.empty(rt.model, len(messages), ids.shape[1] + rt.config.sampling.max_new_tokens)
     h = memory.forward_ids(ids, mask)[:, -1]
-    decoded = decode(memory, h, rt.eos_ids, rt.config.sampling, gen)
+    decoded = decode(memory, h, rt.eos_ids, rt.config.sampling, gen, on_step=rt.on_step(role))
     return [_trace(rt, role, d, int(n)) for d, n in zip(decoded, mask.sum(1))]
 
 
@@ -131,18 +137,14 @@ def _trace(rt: Runtime, role: str, d: Decoded, prompt_length: int) -> AgentTrace
 
 @register("single")
 @torch.no_grad()
-def single(
-    rt: Runtime, questions: list[str], answer_format: str, gen: torch.Generator | None = None
-) -> list[Generation]:
+def single(rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None) -> list[Generation]:
     said = _speak(rt, SOLVER.name, [agent_message(SOLVER, q, answer_format) for q in questions], gen)
     return [Generation(t.text, [t]) for t in said]
 
 
 @register("text_mas")
 @torch.no_grad()
-def text_mas(
-    rt: Runtime, questions: list[str], answer_format: str, gen: torch.Generator | None = None
-) -> list[Generation]:
+def text_mas(rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None) -> list[Generation]:
     *workers, final = topology(rt.config.topology)
     traces: list[list[AgentTrace]] = [[] for _ in questions]
     passed: list[list[tuple[str, str]]] = [[] for _ in questions]  # what each question's next agents read
@@ -160,21 +162,21 @@ def text_mas(
 
 @register("latent_mas")
 @torch.no_grad()
-def latent_mas(
-    rt: Runtime, questions: list[str], answer_format: str, gen: torch.Generator | None = None
-) -> list[Generation]:
+def latent_mas(rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None) -> list[Generation]:
     cfg = rt.config
     m = cfg.latent_steps
     *workers, final = topology(cfg.topology)
     align = get_alignment(rt.model, cfg.align, cfg.align_lambda)
     worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format)
+    if rt.progress is not None:
+        rt.progress("+".join(r.name for r in workers) + " (latent)", 0, len(questions))
     if cfg.backend == "vllm":  # the same latents; vLLM prefills the whole context from its embeddings
         lm = sequential_memory(rt.model, [*worker_prompts, final_prompts], m, align, rt.pad_id, prefill_final=False)
         decoded = decode_final(rt, worker_prompts, final_prompts, lm.latents, gen)
     else:
         budget = cfg.sampling.max_new_tokens  # KV room for the decode
         lm = build_memory(rt.model, cfg.topology, worker_prompts, final_prompts, m, align, rt.pad_id, reserve=budget)
-        decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen)
+        decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen, on_step=rt.on_step(final.name))
     norm, cos = latent_stats(rt.model, torch.cat(lm.latents, 1))
     out = []
     for i, d in enumerate(decoded):

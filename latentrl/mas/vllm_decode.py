@@ -131,7 +131,7 @@ def decode_final(
     worker_prompts: list[list[list[int]]],
     final_prompts: list[list[int]],
     latents: list[torch.Tensor],
-    gen: torch.Generator | None = None,
+    gen: torch.Generator | list[torch.Generator] | None = None,
 ) -> list[Decoded]:
     """The final agent's tokens for each question, decoded by vLLM from the latent prefix.
 
@@ -143,6 +143,8 @@ def decode_final(
     n = len(embeds)
     if gen is None:
         seeds = [rt.config.sampling.seed * 1_000_003 + i for i in range(n)]
+    elif isinstance(gen, list):  # one generator per question
+        seeds = [int(torch.randint(2**31 - 1, (1,), generator=g, device=g.device)) for g in gen]
     else:
         seeds = torch.randint(2**31 - 1, (n,), generator=gen, device=gen.device).tolist()
     llm = engine(rt.model)

@@ -1,13 +1,16 @@
-"""Answer extraction and comparison, shared by every method, the evaluator and (later) the rewards.
+"""Answer extraction and comparison, shared by every method, the evaluator and the rewards.
 
-Two readings of each output, reported side by side:
-- strict: the last brace-balanced \\boxed{...} (or \\fbox{...}) after removing <think> blocks;
-- flexible: strict, else "the answer is X", else the last number in the text.
+Every output first loses its thinking: closed <think>...</think> blocks, everything before a lone
+</think> (chat templates that open the block in the prompt), and everything after an unclosed <think>.
+Unicode minus signs (U+2212, en dash, ...) are read as '-'. Then two readings, reported side by side:
+- strict: the last brace-balanced \\boxed{...} (or \\fbox{...}, \\boxed 5); the format the prompt asks for;
+- flexible: strict, else the value the last "the answer is ..." / "Answer: ..." sentence concludes with
+  ('18 - 3 = 15' -> '15'), else the last number in the text.
 A missing answer is None and scores as wrong; it never raises.
 
-Comparison: `numbers_equal` for number answers (GSM8K); `math_equal` for LaTeX answers (MATH-500): a
-normalized string match, else a numeric match with tolerance, else a symbolic match by math-verify when
-that package is installed; `integer_answer` for AIME.
+One numeric rule for every numeric task (`normalize_number`): GSM8K and MATH-500 compare with
+`math_equal` (normalized string match, else numbers with tolerance, else a symbolic match by math-verify
+when installed); AIME reads `integer_answer`, the same number restricted to integers 0..999.
 """
 
 from __future__ import annotations
@@ -16,15 +19,36 @@ import math
 import re
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+_MINUS = re.compile("[\u2212\u2012\u2013\u2014\ufe63\uff0d]")  # minus sign, figure/en/em dash, small/full-width
+_NUMBER = re.compile(r"-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*([^\n]+)", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\.(?:\s|$)")  # a full stop, not a decimal point
+_EQUALS = re.compile(r"(?<![<>!=])=(?!=)")  # '=', not '<=', '>=', '!=', '=='
 
 
 def strip_think(text: str) -> str:
-    """Remove closed <think>...</think> blocks; an unclosed block swallows the rest (no answer in it)."""
+    """The text outside the thinking: closed blocks removed; before a lone </think> and after an unclosed
+    <think> nothing counts (an unclosed block means no answer)."""
     text = _THINK.sub("", text)
+    close = text.rfind("</think>")
+    if close >= 0:  # the prompt opened the block (e.g. Qwen3's template): the answer follows the close
+        text = text[close + len("</think>") :]
     start = text.find("<think>")
     return text if start < 0 else text[:start]
+
+
+def plain_minus(text: str) -> str:
+    """Unicode minus signs and dashes as ASCII '-': '−3' must not read as 3."""
+    return _MINUS.sub("-", text)
+
+
+def conclusion(sentence: str) -> str:
+    """What an answer sentence concludes with: cut at the full stop, then the part after the last '='.
+
+    'So the answer is 18 - 3 = 15. Check: 3 + 4 = 7' -> '15'.
+    """
+    sentence = _SENTENCE_END.split(sentence, maxsplit=1)[0]
+    return _EQUALS.split(sentence)[-1].strip()
 
 
 def last_boxed(text: str) -> str | None:
@@ -45,50 +69,26 @@ def last_boxed(text: str) -> str | None:
     return best.strip() if best is not None else None
 
 
-def normalize_number(s: str) -> float | None:
-    """'$1,234.50.' -> 1234.5; '\\frac{1}{2}' -> 0.5; text with no number -> None."""
-    s = s.replace("\\!", "").replace("\\,", "").replace("$", "").replace("\\%", "").replace("%", "")
-    s = re.sub(r"\\text\{([^}]*)\}", r"\1", s).strip().rstrip(".")
-    frac = re.fullmatch(r"-?\\d?frac\{(-?\d+)\}\{(-?\d+)\}", s)
-    if frac and int(frac.group(2)) != 0:
-        value = int(frac.group(1)) / int(frac.group(2))
-        return -value if s.startswith("-") else value
-    nums = _NUMBER.findall(s)
-    if not nums:
-        return None
-    try:
-        return float(nums[0].replace(",", ""))
-    except ValueError:
-        return None
-
-
 def extract_math(text: str) -> tuple[str | None, str | None]:
     """(strict, flexible) raw answer strings."""
-    body = strip_think(text)
+    body = plain_minus(strip_think(text))
     strict = last_boxed(body)
     if strict is not None:
         return strict, strict
     said = _ANSWER_IS.findall(body)
     if said:
-        return None, said[-1].strip()
+        return None, conclusion(said[-1]) or None
     nums = _NUMBER.findall(body)
     return None, nums[-1] if nums else None
-
-
-def numbers_equal(pred: str | None, gold: str, rel_tol: float = 1e-6, abs_tol: float = 1e-6) -> bool:
-    if pred is None:
-        return False
-    p, g = normalize_number(pred), normalize_number(gold)
-    if p is None or g is None:
-        return pred.strip() == gold.strip()
-    return math.isclose(p, g, rel_tol=rel_tol, abs_tol=abs_tol)
 
 
 # Competition math (MATH-500, AIME): answers are LaTeX expressions, not only numbers.
 
 _UNIT = re.compile(r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\{\s*[a-zA-Z][a-zA-Z .]*\}(?:\^\{?\d\}?)?$")
 _WRAPPER = re.compile(r"\\(?:text|textbf|mbox|mathrm|mathbf)\{([^{}]*)\}")
-_PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+_PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")  # '1.2e4' too
+_SCIENTIFIC = re.compile(r"(-?(?:\d+(?:\.\d*)?|\.\d+))(?:\\times|\\cdot|\*|×)10\^\{?([-+]?\d+)\}?")
+_WORDS_AROUND = re.compile(r"(?:[a-zA-Z]{2,})?(-?(?:\d+(?:\.\d*)?|\.\d+))(?:[a-zA-Z]{2,}[a-zA-Z.]*)?")
 _FRACTIONS = (re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}"), re.compile(r"()(-?\d+)/(-?\d+)"))
 _ASSIGNMENT = re.compile(r"^[a-zA-Z]\s*=\s*(?!=)")
 _REWRITES = (
@@ -103,7 +103,7 @@ _REWRITES = (
 
 def normalize_math(s: str) -> str:
     """A canonical string for comparing LaTeX answers: '$x = 1{,}000 \\text{ cm}.$' -> '1000'."""
-    s = s.strip().strip("$").rstrip(". ")
+    s = plain_minus(s).strip().strip("$").rstrip(". ")
     s = _UNIT.sub("", s)  # a trailing unit after a number: '5\\text{ cm}^2'
     s = _WRAPPER.sub(r"\1", s)
     for old, new in _REWRITES:
@@ -119,14 +119,31 @@ def normalize_math(s: str) -> str:
 
 
 def as_number(s: str) -> float | None:
-    """The value of a normalized answer that is just a number or an integer fraction; else None."""
+    """The value of a normalized answer that is just a number ('1.2e4' and '1.2\\times10^{4}' included) or an
+    integer fraction; else None (also for values too large for a float)."""
+    value = None
     if _PLAIN_NUMBER.fullmatch(s):
-        return float(s)
+        value = float(s)
+    elif sci := _SCIENTIFIC.fullmatch(s):
+        value = float(f"{sci.group(1)}e{sci.group(2)}")
     for pattern in _FRACTIONS:
         frac = pattern.fullmatch(s)
         if frac and int(frac.group(3)) != 0:
-            return (-1 if frac.group(1) else 1) * int(frac.group(2)) / int(frac.group(3))
-    return None
+            value = (-1 if frac.group(1) else 1) * int(frac.group(2)) / int(frac.group(3))
+    return value if value is not None and math.isfinite(value) else None
+
+
+def normalize_number(s: str) -> float | None:
+    """The single number an answer states, by one rule for every numeric task; None if it states none.
+
+    '$1,234.50.' -> 1234.5; '\\frac{1}{2}' -> 0.5; '1.2 \\times 10^{4}' -> 12000; '18 - 3 = 15' -> 15 (what
+    it concludes with); '18 apples' -> 18 (whole words around one number); '2 + 3', '2x', 'none' -> None.
+    """
+    normal = normalize_math(_EQUALS.split(s)[-1])
+    value = as_number(normal)
+    if value is None and (bare := _WORDS_AROUND.fullmatch(normal)):
+        value = as_number(bare.group(1))
+    return value
 
 
 def _exponent(s: str, i: int) -> str:
@@ -171,14 +188,19 @@ def symbolic_equal(pred: str, gold: str) -> bool:
 
 
 def math_equal(pred: str | None, gold: str, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> bool:
-    """Normalized string match, else numeric match with tolerance, else symbolic match (math-verify)."""
+    """Normalized string match, else numeric match, else symbolic match (math-verify).
+
+    Two whole numbers must be equal (1000001 is not 1000000, however close); the tolerance is for
+    decimals and fractions ('0.333333' vs 1/3 is not equal, '\\frac{1}{2}' vs '0.5' is)."""
     if pred is None:
         return False
     p, g = normalize_math(pred), normalize_math(gold)
     if p == g:
         return True
-    pn, gn = as_number(p), as_number(g)
+    pn, gn = normalize_number(pred), normalize_number(gold)
     if pn is not None and gn is not None:
+        if pn.is_integer() and gn.is_integer():
+            return pn == gn
         return math.isclose(pn, gn, rel_tol=rel_tol, abs_tol=abs_tol)
     return symbolic_equal(pred, gold)
 
@@ -187,7 +209,7 @@ def integer_answer(pred: str | None) -> int | None:
     """An AIME-style answer (an integer 0..999) from a raw answer string, or None."""
     if pred is None:
         return None
-    value = as_number(normalize_math(pred))
+    value = normalize_number(pred)
     if value is None or value != int(value) or not 0 <= value <= 999:
         return None
     return int(value)

@@ -30,4 +30,4 @@ def load(source: str, data_file: str | None) -> list[Example]:
     return [Example(str(i), r["question"], gold_of(r)) for i, r in enumerate(rows)]
 
 
-TASK = register(Task("arithmetic", "(generated)", ANSWER_FORMAT, load, gsm8k_score))
+TASK = register(Task("arithmetic", "(generated)", ANSWER_FORMAT, load, gsm8k_score, on_hub=False))

@@ -17,8 +17,14 @@ LETTERS = "ABCDEFGHIJ"
 ANSWER_FORMAT = "Reason step by step, then put the letter of the correct option (one letter only) in \\boxed{}."
 
 _WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
-_BOXED_LETTER = re.compile(r"\(?([A-Z])\)?(?:[.:)]\s*.*)?", re.DOTALL)  # 'B', '(B)', 'B.', 'B) the text'
-_ANSWER_IS = re.compile(r"(?i:answer)\s*(?:is|:)\s*:?\s*(?:(?i:option|choice)\s*)?[*_$]*\(?([A-Z])\b")
+_BOXED_LETTER = re.compile(r"\(?([A-Za-z])\)?(?:[.:)]\s*.*)?", re.DOTALL)  # 'B', 'b', '(B)', 'B.', 'B) the text'
+# After "answer is" / "Answer:": a capital letter, a letter in parentheses, or a lowercase letter that ends
+# the phrase ('Answer: c', 'the answer is b.'), so the article in 'the answer is a bit unclear' is no answer.
+_ANSWER_IS = re.compile(
+    r"(?i:answer)\s*(?:is|:)\s*:?\s*(?:(?i:option|choice)\s*)?[*_$]*"
+    r"(?:\(([A-Za-z])\)|\(?([A-Z])\b|([a-z])(?=[*_$]*(?:[.,;:!)]|\s*$)))",
+    re.MULTILINE,
+)
 _PAREN = re.compile(r"\(([A-Z])\)")
 
 
@@ -54,26 +60,31 @@ def letters_of(ex: Example) -> str:
 
 
 def boxed_letter(content: str | None, letters: str) -> str | None:
-    """'B', '(B)', '\\text{B}', 'B. text' -> 'B', when B names an option; else None."""
+    """'B', 'b', '(B)', '\\text{B}', 'B. text' -> 'B', when B names an option; else None."""
     if content is None:
         return None
     m = _BOXED_LETTER.fullmatch(_WRAPPER.sub(r"\1", content).replace("$", "").strip())
-    return m.group(1) if m and m.group(1) in letters else None
+    letter = m.group(1).upper() if m else None
+    return letter if letter and letter in letters else None
 
 
 def extract_choice(text: str, letters: str = LETTERS[:4]) -> tuple[str | None, str | None]:
-    """(strict, flexible) letters: strict is the last boxed letter; flexible falls back to the last
-    'answer is X' / 'Answer: X', then to the last '(X)'. Closed think blocks are ignored; an unclosed
-    one means no answer."""
+    """(strict, flexible) letters: strict is the last boxed letter (either case); flexible falls back to the
+    last 'answer is X' / 'Answer: x', then to the last '(X)'. Thinking is dropped as in `strip_think`."""
     body = strip_think(text)
     strict = boxed_letter(last_boxed(body), letters)
     if strict is not None:
         return strict, strict
     for pattern in (_ANSWER_IS, _PAREN):
-        found = [m.group(1) for m in pattern.finditer(body) if m.group(1) in letters]
+        found = [letter for m in pattern.finditer(body) if (letter := _letter(m)) in letters]
         if found:
             return None, found[-1]
     return None, None
+
+
+def _letter(m: re.Match) -> str:
+    """The letter a match found, as a capital (one of its groups matched)."""
+    return next(g for g in m.groups() if g).upper()
 
 
 def score(text: str, ex: Example) -> Score:

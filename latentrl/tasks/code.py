@@ -143,7 +143,17 @@ def load_mbpp(source: str, data_file: str | None) -> list[Example]:
     return [mbpp_example(r) for r in rows]
 
 
-MBPP_PLUS = register(Task("mbpp_plus", MBPP_HUB_ID, ANSWER_FORMAT, load_mbpp, score, executes_code=True))
+MBPP_PLUS = register(
+    Task("mbpp_plus", MBPP_HUB_ID, ANSWER_FORMAT, load_mbpp, score, executes_code=True, offline_name="mbpp_base")
+)
 HUMANEVAL_PLUS = register(
-    Task("humaneval_plus", HUMANEVAL_HUB_ID, ANSWER_FORMAT, load_humaneval, score, executes_code=True)
+    Task(
+        "humaneval_plus",
+        HUMANEVAL_HUB_ID,
+        ANSWER_FORMAT,
+        load_humaneval,
+        score,
+        executes_code=True,
+        offline_name="humaneval_base",
+    )
 )

@@ -1,8 +1,8 @@
-"""GSM8K test split (1319 grade-school math word problems); the answer is a number."""
+"""GSM8K test split (1319 grade-school math word problems); the answer is a number, scored like MATH-500's."""
 
 from __future__ import annotations
 
-from latentrl.tasks.answers import extract_math, numbers_equal
+from latentrl.tasks.answers import extract_math, math_equal
 from latentrl.tasks.registry import Example, Score, Task, register
 from latentrl.tasks.sources import hub_rows, load_rows, olmo_docs
 
@@ -30,7 +30,7 @@ def load(source: str, data_file: str | None) -> list[Example]:
 
 def score(text: str, example: Example) -> Score:
     strict, flexible = extract_math(text)
-    return Score(strict, flexible, numbers_equal(strict, example.gold), numbers_equal(flexible, example.gold))
+    return Score(strict, flexible, math_equal(strict, example.gold), math_equal(flexible, example.gold))
 
 
 TASK = register(Task("gsm8k", HUB_ID, ANSWER_FORMAT, load, score))

@@ -36,6 +36,9 @@ class Task:
     load: Callable[[str, str | None], list[Example]]  # (source, data_file) -> examples
     score: Callable[[str, Example], Score]  # (output text, example) -> score
     executes_code: bool = False  # scoring runs generated code (sandboxed, opt-in)
+    on_hub: bool = True  # False: no hub copy (generated data), so `auto` means the offline set
+    offline_name: str | None = None  # the name results on the offline copy are reported under, when that
+    # copy is not the benchmark itself (offline MBPP+ holds only MBPP's base tests: 'mbpp_base')
 
 
 TASKS: dict[str, Task] = {}
