@@ -173,7 +173,7 @@ class LatentGRPOTrainer(GRPOTrainer):
             with self.accelerator.autocast():
                 out = model(
                     inputs_embeds=embeds,
-                    attention_mask=full.attention(),
+                    attention_mask=full.attention(lm),
                     position_ids=full.position_ids,
                     labels=labels,
                     fused_lm_head=True,
