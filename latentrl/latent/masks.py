@@ -37,9 +37,13 @@ def layer_windows(model: PreTrainedModel) -> dict[str, int | None]:
     return {t: window if t == "sliding_attention" else None for t in dict.fromkeys(types)}
 
 
-def windowed(model: PreTrainedModel) -> bool:
-    """True when some layer has a sliding window: the engine then passes its own masks."""
-    return any(w is not None for w in layer_windows(model).values())
+def own_masks(model: PreTrainedModel) -> bool:
+    """Whether the engine must pass its own masks rather than a 2-D padding mask.
+
+    transformers' masks from a 2-D mask are exact only without sliding windows, and under eager they
+    leave a leading pad's attention row empty: NaN in float64, once eager's softmax casts the float64
+    minimum to float32 -inf, which the masked pad keys then carry into the next layer."""
+    return model.config._attn_implementation == "eager" or any(w is not None for w in layer_windows(model).values())
 
 
 def visible(

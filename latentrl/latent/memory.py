@@ -17,7 +17,7 @@ from transformers.cache_utils import DynamicLayer
 
 from latentrl.latent.align import Alignment
 from latentrl.latent.hooks import check_model, decoder_states, embed
-from latentrl.latent.masks import attention_masks, visible, windowed
+from latentrl.latent.masks import attention_masks, own_masks, visible
 
 
 class GrowingLayer(DynamicLayer):
@@ -117,8 +117,8 @@ class Memory:
         self.mask = torch.cat([self.mask, mask], 1)
         self.positions = torch.cat([self.positions, pos], 1)
         self.next_pos = self.next_pos + mask.sum(1)
-        attn = self.mask  # without sliding windows transformers builds the same masks from it
-        if windowed(self.model):
+        attn = self.mask  # transformers builds exact masks from it (see `own_masks`)
+        if own_masks(self.model):
             cols = torch.arange(width, self.mask.shape[1], device=mask.device)
             attn = attention_masks(self.model, visible(self.mask, cols), pos, self.positions)
         self.forwards += 1

@@ -22,7 +22,7 @@ from transformers import PreTrainedModel
 
 from latentrl.latent.align import Alignment
 from latentrl.latent.hooks import check_model, decoder_states, embed
-from latentrl.latent.masks import Masks, attention_masks, slice_masks, visible, windowed
+from latentrl.latent.masks import Masks, attention_masks, own_masks, slice_masks, visible
 from latentrl.latent.memory import new_cache
 
 
@@ -54,10 +54,10 @@ class Trajectory:
     def attention(self, model: PreTrainedModel) -> Masks:
         """The decoder's `attention_mask` for this row, completion columns included if appended.
 
-        The 2-D padding mask where transformers' own masks are exact (no branches, no sliding window),
+        The 2-D padding mask where transformers builds exact masks from it (no branches, `own_masks`),
         else the masks of `latent.masks` (per layer type, in the format `model`'s attention honours),
         built from the row's positions on the row's device."""
-        if not (bool(self.branch.any()) or windowed(model)):
+        if not (bool(self.branch.any()) or own_masks(model)):
             return self.attention_mask
         cols = torch.arange(self.input_ids.shape[1], device=self.branch.device)
         vis = visible(self.attention_mask, cols, self.branch, self.branch)
