@@ -22,7 +22,7 @@ from latentrl.latent import build_memory, get_alignment, left_pad, sequential_me
 from latentrl.latent.diagnostics import latent_stats
 from latentrl.latent.memory import Memory
 from latentrl.mas.decode import Decoded, Sampling, decode
-from latentrl.mas.prompts import agent_message, latent_prompts, render, text_context
+from latentrl.mas.prompts import agent_message, check_think, latent_prompts, render, text_context, think_truncated
 from latentrl.mas.roles import SOLVER, topology
 from latentrl.mas.vllm_decode import check_backend, decode_final
 from latentrl.tasks.answers import strip_think
@@ -37,6 +37,7 @@ class MethodConfig:
     strip_think: bool = field(default=True, metadata={"help": "text_mas: drop <think> blocks from passed-on text"})
     sampling: Sampling = field(default_factory=Sampling)
     backend: str = field(default="hf", metadata={"help": "latent_mas final-agent decode: hf | vllm (sequential)"})
+    think: bool | None = field(default=None, metadata={"help": "chat templates' enable_thinking; None: their default"})
 
     def __post_init__(self) -> None:
         topology(self.topology)  # validates the name
@@ -53,6 +54,7 @@ class AgentTrace:
     latent_steps: int = 0
     text: str | None = None
     kv_length: int = 0  # KV entries this agent added: its prompt, latent steps and generated tokens
+    think_truncated: bool = False  # its text ends inside a <think> block (the budget ran out while thinking)
 
 
 @dataclass
@@ -66,6 +68,11 @@ class Generation:
     @property
     def output_tokens(self) -> int:
         return sum(a.output_tokens for a in self.agents)
+
+    @property
+    def think_truncated(self) -> bool:
+        """The final agent ran out of budget inside a <think> block: its answer is missing, not wrong."""
+        return self.agents[-1].think_truncated
 
     @property
     def forwards(self) -> int:
@@ -87,6 +94,9 @@ class Runtime:
     tokenizer: PreTrainedTokenizerBase
     eos_ids: list[int]
     config: MethodConfig
+
+    def __post_init__(self) -> None:
+        check_think(self.tokenizer, self.config.think)  # before any work
 
     @property
     def pad_id(self) -> int:
@@ -118,15 +128,18 @@ def _text(rt: Runtime, d: Decoded) -> str:
 
 def _speak(rt: Runtime, role: str, messages: list[str], gen: torch.Generator | None) -> list[AgentTrace]:
     """One text agent turn per message, batched: fresh memory, prefill, decode."""
-    ids, mask = left_pad([render(rt.tokenizer, msg) for msg in messages], rt.pad_id, rt.model.device)
+    prompts = [render(rt.tokenizer, msg, rt.config.think) for msg in messages]
+    ids, mask = left_pad(prompts, rt.pad_id, rt.model.device)
     memory = Memory.empty(rt.model, len(messages), ids.shape[1] + rt.config.sampling.max_new_tokens)
     h = memory.forward_ids(ids, mask)[:, -1]
     decoded = decode(memory, h, rt.eos_ids, rt.config.sampling, gen)
-    return [_trace(rt, role, d, int(n)) for d, n in zip(decoded, mask.sum(1))]
+    return [_trace(rt, role, d, p) for d, p in zip(decoded, prompts)]
 
 
-def _trace(rt: Runtime, role: str, d: Decoded, prompt_length: int) -> AgentTrace:
-    return AgentTrace(role, len(d.tokens), 1 + d.forwards, 0, _text(rt, d), prompt_length + len(d.tokens))
+def _trace(rt: Runtime, role: str, d: Decoded, prompt: list[int]) -> AgentTrace:
+    text = _text(rt, d)
+    truncated = think_truncated(rt.tokenizer, prompt, text)
+    return AgentTrace(role, len(d.tokens), 1 + d.forwards, 0, text, len(prompt) + len(d.tokens), truncated)
 
 
 @register("single")
@@ -167,7 +180,7 @@ def latent_mas(
     m = cfg.latent_steps
     *workers, final = topology(cfg.topology)
     align = get_alignment(rt.model, cfg.align, cfg.align_lambda)
-    worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format)
+    worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format, cfg.think)
     if cfg.backend == "vllm":  # the same latents; vLLM prefills the whole context from its embeddings
         lm = sequential_memory(rt.model, [*worker_prompts, final_prompts], m, align, rt.pad_id, prefill_final=False)
         decoded = decode_final(rt, worker_prompts, final_prompts, lm.latents, gen)
@@ -179,7 +192,7 @@ def latent_mas(
     out = []
     for i, d in enumerate(decoded):
         agents = [AgentTrace(r.name, 0, 1 + m, m, None, len(worker_prompts[k][i]) + m) for k, r in enumerate(workers)]
-        agents.append(_trace(rt, final.name, d, len(final_prompts[i])))
+        agents.append(_trace(rt, final.name, d, final_prompts[i]))
         stats = {} if m == 0 else {"latent_norm": float(norm[i]), "latent_cos": float(cos[i])}
         out.append(Generation(agents[-1].text, agents, int(lm.memory_length[i]), **stats))
     return out
