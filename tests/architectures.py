@@ -3,9 +3,9 @@ implementations it supports.
 
 Sliding windows are short (48) next to the rows the tests build (hundreds of columns with pads inside),
 so they always cut; two layers of them still reach the planner in the short-prompt tests. float64
-where transformers runs it (argmax is then not flipped by summation order); Gemma 2 gives NaN in
-float64 inside transformers and runs in float32, Qwen3-MoE's grouped matmul needs its eager experts
-for float64.
+where transformers runs it (argmax is then not flipped by summation order); Gemma 2 runs in float32
+with a tolerance (transformers' own eager masks give it NaN in float64; the engine's do not), and
+Qwen3-MoE uses its eager experts, as the grouped matmul refuses float64.
 """
 
 from __future__ import annotations
