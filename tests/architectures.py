@@ -68,15 +68,16 @@ ARCHS = {
     "gpt_neox": (T.GPTNeoXConfig, dict(num_key_value_heads=None), torch.float64, BOTH),
 }
 CASES = [(name, impl) for name, (*_, impls) in ARCHS.items() for impl in impls]
+SEEDS = {"qwen3": 2}  # seed 0 gives a tiny Qwen3 whose greedy text is the same for every question
 
 
-def tiny(name: str, impl: str, vocab_size: int, seed: int = 0) -> torch.nn.Module:
+def tiny(name: str, impl: str, vocab_size: int) -> torch.nn.Module:
     cls, extra, dtype, impls = ARCHS[name]
     assert impl in impls
     kw = {k: v for k, v in {**COMMON, **extra}.items() if v is not None}
     config = cls(vocab_size=vocab_size, **kw)
     config.initializer_range = 0.2  # sharper logits: greedy text varies with the prompt
-    torch.manual_seed(seed)
+    torch.manual_seed(SEEDS.get(name, 0))
     experts = {"experts_implementation": "eager"} if name == "qwen3_moe" else {}
     return T.AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=impl, **experts).eval()
 

@@ -95,18 +95,21 @@ def check_model(model: PreTrainedModel) -> None:
 
 @torch.no_grad()
 def _check_head(model: PreTrainedModel, name: str) -> None:
-    """One short forward: the model's own logits must equal `head_logits` of its decoder's last states."""
+    """One short forward: the model's own logits must equal `head_logits` of its decoder's last states
+    (outside autocast, so both run in the model's dtype, up to a few ulps if the model upcasts its logits)."""
     seen = []
     handle = model.get_decoder().register_forward_hook(lambda _m, _i, out: seen.append(out[0]))
+    dev = model.get_input_embeddings().weight.device
     try:
-        ids = torch.arange(1, 5, device=model.get_input_embeddings().weight.device)[None]
-        logits = model(input_ids=ids, use_cache=False).logits
+        with torch.autocast(dev.type, enabled=False):
+            logits = model(input_ids=torch.arange(1, 5, device=dev)[None], use_cache=False).logits
+            ours = head_logits(model, seen[-1])
     except Exception as err:  # refused in one line, whatever the model raised
         raise UnsupportedModel(f"{name} cannot run a plain forward here: {str(err).splitlines()[0]}") from err
     finally:
         handle.remove()
-    ours = head_logits(model, seen[-1])
-    if not torch.allclose(ours.float(), logits.float(), rtol=1e-3, atol=1e-3 * float(logits.abs().max())):
+    tol = 8 * torch.finfo(ours.dtype).eps * float(logits.abs().max())
+    if (ours.double() - logits.double()).abs().max() > tol:
         raise UnsupportedModel(
             f"{name}'s forward turns last hidden states into logits in a way latentrl.latent.hooks.head_logits "
             "does not reproduce; its decode and log-probs would be wrong"
