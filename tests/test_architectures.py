@@ -52,6 +52,23 @@ def test_greedy_outputs_do_not_depend_on_batch_size(arch, impl, method, topology
     assert texts[1] == texts[3] == texts[8]
 
 
+@torch.no_grad()
+@pytest.mark.parametrize("topology", ["sequential", "hierarchical"])
+@pytest.mark.parametrize("arch,impl", CASES, ids=CASE_IDS)
+def test_a_row_does_not_depend_on_its_batch(arch, impl, topology):
+    """Rows of very different lengths have long pad runs inside them; a row's latents and final state must
+    be what they are alone (a window counted in columns would take in fewer real tokens when batched)."""
+    model = model_of(arch, impl)
+    *workers, final = prompts(TOK)
+    align, tol = get_alignment(model, "ridge"), tolerance(model)
+    batched = build_memory(model, topology, workers, final, 2, align, TOK.pad_token_id)
+    for q in range(len(final)):
+        alone = build_memory(model, topology, [[w[q]] for w in workers], [final[q]], 2, align, TOK.pad_token_id)
+        assert (alone.h_last[0] - batched.h_last[q]).abs().max() < tol
+        for a, b in zip(alone.latents, batched.latents, strict=True):
+            assert (a[0] - b[q]).abs().max() < tol
+
+
 def parallel_kv(model, traj, embeds):
     """One forward of the whole row on a plain (never cropped) cache: per-layer KV and the last state."""
     cache = new_cache()
