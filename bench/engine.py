@@ -30,6 +30,7 @@ from latentrl.models import eos_token_ids
 def crop(memory: Memory, length: int) -> None:
     memory.cache.crop(length - memory.mask.shape[1])  # negative: drop that many columns
     memory.mask = memory.mask[:, :length]
+    memory.positions = memory.positions[:, :length]
     memory.next_pos = memory.mask.sum(1)
 
 

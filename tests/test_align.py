@@ -49,3 +49,13 @@ def test_alignment_is_cached_per_model_and_mode(model):
     assert get_alignment(model, "ridge", 1e-3) is not get_alignment(model, "ridge")
     with pytest.raises(ValueError, match="unknown alignment mode"):
         get_alignment(model, "cca")
+
+
+def test_target_norm_is_what_the_embedding_module_feeds_the_decoder(tok):
+    """Gemma scales embeddings by sqrt(d) inside its embedding module; latents must enter at that scale."""
+    from tests.architectures import tiny
+
+    model = tiny("gemma2", "eager", len(tok))
+    weight_norm = model.get_input_embeddings().weight.norm(dim=1).mean()
+    target = get_alignment(model, "norm").target_norm
+    assert torch.allclose(target, weight_norm * model.config.hidden_size**0.5, rtol=1e-5)

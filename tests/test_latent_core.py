@@ -25,7 +25,7 @@ def prompts(tok, roles=ROLES, questions=QUESTIONS):
 
 def parallel_kv(model, traj, embeds):
     out = model.get_decoder()(
-        inputs_embeds=embeds, attention_mask=traj.attention(), position_ids=traj.position_ids, use_cache=True
+        inputs_embeds=embeds, attention_mask=traj.attention(model), position_ids=traj.position_ids, use_cache=True
     )
     return [(layer.keys, layer.values) for layer in out.past_key_values.layers], out.last_hidden_state[:, -1]
 

@@ -79,6 +79,9 @@ def test_text_mas_passes_text_on(model, tok):
 
 def test_decode_stops_at_eos_and_drops_finished_rows(model, tok):
     """Rows 0 and 2 are forced to EOS at once; the others run to max_new_tokens."""
+    from latentrl.latent.hooks import check_model
+
+    check_model(model)  # its one probe forward, on first use, is not a decode step
     head = model.get_output_embeddings()
     calls = []
 

@@ -253,8 +253,11 @@ def test_shared_worker_rollouts_run_workers_once_per_prompt_and_change_nothing(t
     alone = make_trainer(tmp_path / "alone", m=2, share_worker_rollouts=False)
     prompts = [q for q in QUESTIONS[:2] for _ in range(4)]
     rows = []
-    hook = shared.model.model.register_forward_pre_hook(lambda _, args, kw: rows.append(kw["inputs_embeds"].shape[0]),
-                                                        with_kwargs=True)  # fmt: skip
+    def record(_module, _args, kw):
+        if kw.get("inputs_embeds") is not None:  # the engine's forwards (not the model check's probe)
+            rows.append(kw["inputs_embeds"].shape[0])
+
+    hook = shared.model.model.register_forward_pre_hook(record, with_kwargs=True)
     outs = {}
     for name, trainer in (("shared", shared), ("alone", alone)):
         torch.manual_seed(0)

@@ -44,6 +44,9 @@ class ConfigError(ValueError):
     """Invalid or conflicting run configuration."""
 
 
+THINK = {None: None, "on": True, "off": False}  # --think -> the chat template's enable_thinking
+
+
 @dataclass
 class EvalConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "hub id, local path or embedded:<name>"})
@@ -66,6 +69,13 @@ class EvalConfig:
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
     backend: str = field(
         default="hf", metadata={"help": "final agent's decode: hf | vllm (latent_mas, sequential; GPU profile)"}
+    )
+    think: str | None = field(
+        default=None,
+        metadata={
+            "help": "on | off: enable_thinking for chat templates that take it (Qwen3); thinking wants thousands of "
+            "--max-new-tokens, and an answer cut inside <think> is recorded as think_truncated"
+        },
     )
     output: str = field(default="runs/eval", metadata={"help": "output directory"})
     allow_code_execution: bool = field(
@@ -107,8 +117,18 @@ class EvalConfig:
     def method_config(self) -> MethodConfig:
         try:
             sampling = Sampling(self.max_new_tokens, self.temperature, self.top_p, self.seed)
+            if self.think not in THINK:
+                raise ValueError(
+                    f"--think takes on | off, got '{self.think}' (leave it out for the template's default)"
+                )
             return MethodConfig(
-                self.topology, self.latent_steps, self.align, self.align_lambda, sampling=sampling, backend=self.backend
+                self.topology,
+                self.latent_steps,
+                self.align,
+                self.align_lambda,
+                sampling=sampling,
+                backend=self.backend,
+                think=THINK[self.think],
             )
         except (ValueError, VLLMUnavailable) as err:
             raise ConfigError(str(err)) from err
@@ -231,6 +251,7 @@ def record(score: Score, ex: Example, g: Generation, seconds: float, kv_entry_by
         "kv_bytes": g.kv_length * kv_entry_bytes,
         "latent_norm": g.latent_norm,
         "latent_cos": g.latent_cos,
+        "think_truncated": g.think_truncated,
         "seconds": seconds,
         "agents": [dataclasses.asdict(a) for a in g.agents],
     }

@@ -4,6 +4,8 @@ A latent step feeds the model its own output hidden state as the next input. Hid
 the output (unembedding) space; inputs live in the embedding space. LatentMAS bridges them with a
 ridge map W_a = (W_out^T W_out + lambda I)^-1 W_out^T W_in and rescales each aligned vector to the
 mean L2 norm of the input-embedding rows, so latents look like ordinary token embeddings in scale.
+W_in is what the embedding module really feeds the decoder (`hooks.embed` of every id): Gemma scales
+its rows by sqrt(d) inside that module, and a latent must enter at that scale, not the weight's.
 
 Modes: `raw` (identity), `norm` (rescale only), `ridge` (map + rescale). For tied embeddings the ridge
 map is ~identity, so `ridge` ~ `norm`.
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from latentrl.latent.hooks import check_model, embed
 
 MODES = ("raw", "norm", "ridge")
 
@@ -53,13 +57,16 @@ def get_alignment(model: nn.Module, mode: str = "ridge", lam: float = 1e-5) -> A
     """The model's alignment map, computed once per (model, mode, lambda) and cached.
 
     Embedding weights are assumed frozen after the first call (LoRA on attention/MLP keeps them so).
+    Refuses a model the engine cannot run exactly (`hooks.check_model`).
     """
     if mode not in MODES:
         raise ValueError(f"unknown alignment mode '{mode}'; choose one of {MODES}")
     per_model = _CACHE.setdefault(model, {})
     key = (mode, float(lam))
     if key not in per_model:
-        w_in = model.get_input_embeddings().weight.detach()
+        check_model(model)
+        table = model.get_input_embeddings().weight
+        w_in = embed(model, torch.arange(table.shape[0], device=table.device)).detach()
         dtype = torch.promote_types(w_in.dtype, torch.float32)
         w_in = w_in.to(dtype)
         matrix = target = None

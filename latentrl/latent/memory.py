@@ -8,7 +8,6 @@ which appends the new columns' mask, derives positions from the mask and returns
 from __future__ import annotations
 
 import functools
-import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -16,16 +15,8 @@ from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
 from latentrl.latent.align import Alignment
-
-
-def cache_keyword(decoder: torch.nn.Module) -> str:
-    """transformers 5.24 names the cache argument `cache`, earlier 5.x `past_key_values` (asked once per class)."""
-    return _cache_keyword(type(decoder))
-
-
-@functools.cache
-def _cache_keyword(cls: type) -> str:
-    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+from latentrl.latent.hooks import check_model, decoder_states, embed
+from latentrl.latent.masks import attention_masks, own_masks, visible
 
 
 class GrowingLayer(DynamicLayer):
@@ -88,24 +79,27 @@ def new_cache(capacity: int = 0) -> DynamicCache:
 
 @dataclass
 class Memory:
-    """KV cache of a batch plus a (B, L) mask of its real columns and each row's next position id.
+    """KV cache of a batch plus a (B, L) mask of its real columns, their position ids and each row's next one.
 
-    `positions` is None for plain rows (positions follow the mask); hierarchical memories built by
-    `concat_rows` carry the next position explicitly because their branches overlap in position.
+    Positions count real columns; hierarchical memories built by `concat_rows` hold branches that
+    overlap in position, so positions are carried per column rather than derived from the mask.
     """
 
     model: PreTrainedModel
     mask: torch.Tensor  # (B, L) long, 1 = real column
     next_pos: torch.Tensor  # (B,) long
+    positions: torch.Tensor  # (B, L) long, position id of every column
     cache: DynamicCache = field(default_factory=new_cache)
     forwards: int = 0  # forward calls made on this memory (batched calls count once)
 
     @classmethod
     def empty(cls, model: PreTrainedModel, batch: int, capacity: int = 0) -> Memory:
-        """A memory with no columns; `capacity` is the column count it will reach, when known (sizes the KV once)."""
+        """A memory with no columns; `capacity` is the column count it will reach, when known (sizes the KV once).
+        Refuses a model the engine cannot run exactly (`hooks.check_model`)."""
+        check_model(model)
         dev = model.get_input_embeddings().weight.device
         mask = torch.zeros(batch, 0, dtype=torch.long, device=dev)
-        return cls(model, mask, torch.zeros(batch, dtype=torch.long, device=dev), new_cache(capacity))
+        return cls(model, mask, torch.zeros(batch, dtype=torch.long, device=dev), mask.clone(), new_cache(capacity))
 
     @property
     def batch(self) -> int:
@@ -118,27 +112,26 @@ class Memory:
     def forward(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Append (B, T, d) input embeddings with their (B, T) mask; return (B, T, d) last-layer states."""
         pos = (self.next_pos[:, None] + mask.cumsum(1) - 1).clamp_min(0)
+        width = self.mask.shape[1]
         self.mask = torch.cat([self.mask, mask], 1)
+        self.positions = torch.cat([self.positions, pos], 1)
         self.next_pos = self.next_pos + mask.sum(1)
-        decoder = self.model.get_decoder()
-        out = decoder(
-            inputs_embeds=embeds,
-            attention_mask=self.mask,
-            position_ids=pos,
-            use_cache=True,
-            **{cache_keyword(decoder): self.cache},
-        )
+        attn = self.mask  # transformers builds exact masks from it (see `own_masks`)
+        if own_masks(self.model):
+            cols = torch.arange(width, self.mask.shape[1], device=mask.device)
+            attn = attention_masks(self.model, visible(self.mask, cols), pos, self.positions)
         self.forwards += 1
-        return out.last_hidden_state
+        return decoder_states(self.model, embeds, attn, pos, self.cache)
 
     def forward_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Like `forward` for token ids; pad columns are embedded but masked everywhere."""
-        return self.forward(self.model.get_input_embeddings()(ids), mask)
+        return self.forward(embed(self.model, ids), mask)
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only `rows` (1-D indices), e.g. to drop finished rows from a decode batch."""
         self.cache.batch_select_indices(rows)
         self.mask = self.mask[rows]
+        self.positions = self.positions[rows]
         self.next_pos = self.next_pos[rows]
 
     def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -193,7 +186,7 @@ def concat_rows(memory: Memory, groups: int, extra: int = 0) -> Memory:
         cache.update(_fold(k, b, groups), _fold(v, b, groups), i)
     mask = memory.mask.reshape(b, -1)
     next_pos = memory.next_pos.view(b, groups).max(1).values
-    return Memory(memory.model, mask, next_pos, cache, memory.forwards)
+    return Memory(memory.model, mask, next_pos, memory.positions.reshape(b, -1), cache, memory.forwards)
 
 
 def _fold(t: torch.Tensor, b: int, groups: int) -> torch.Tensor:
@@ -208,4 +201,5 @@ def expand_rows(memory: Memory, index: torch.Tensor, extra: int = 0) -> Memory:
     cache = new_cache(memory.mask.shape[1] + extra)
     for i, (k, v) in enumerate(memory.layers()):
         cache.update(k[index], v[index], i)
-    return Memory(memory.model, memory.mask[index], memory.next_pos[index], cache, memory.forwards)
+    rows = (memory.mask[index], memory.next_pos[index], memory.positions[index])
+    return Memory(memory.model, *rows, cache, memory.forwards)

@@ -14,14 +14,16 @@ input embeddings the engine fed step by step (the property training relies on).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import torch
 from transformers import PreTrainedModel
 
 from latentrl.latent.align import Alignment
-from latentrl.latent.memory import cache_keyword, new_cache
+from latentrl.latent.hooks import check_model, decoder_states, embed
+from latentrl.latent.masks import Masks, attention_masks, own_masks, slice_masks, visible
+from latentrl.latent.memory import new_cache
 
 
 def left_pad(
@@ -49,16 +51,20 @@ class Trajectory:
     latent_mask: torch.Tensor  # (B, P) bool
     branch: torch.Tensor  # (B, P) 0 = shared, k > 0 = hierarchical branch k
 
-    def attention(self) -> torch.Tensor:
-        """A 2-D padding mask, or for branched rows a 4-D boolean (B, 1, P, P) mask."""
-        if not bool(self.branch.any()):
+    def attention(self, model: PreTrainedModel) -> Masks:
+        """The decoder's `attention_mask` for this row, completion columns included if appended.
+
+        The 2-D padding mask where transformers builds exact masks from it (no branches, `own_masks`),
+        else the masks of `latent.masks` (per layer type, in the format `model`'s attention honours),
+        built from the row's positions on the row's device."""
+        if not (bool(self.branch.any()) or own_masks(model)):
             return self.attention_mask
-        P = self.input_ids.shape[1]
-        causal = torch.ones(P, P, dtype=torch.bool, device=self.branch.device).tril()
-        q, k = self.branch[:, :, None], self.branch[:, None, :]
-        visible = causal & ((q == 0) | (q == k)) & self.attention_mask[:, None, :].bool()
-        # A pad column sees itself, so no attention row is empty (an empty row gives NaN under sdpa).
-        return (visible | torch.eye(P, dtype=torch.bool, device=visible.device))[:, None]
+        cols = torch.arange(self.input_ids.shape[1], device=self.branch.device)
+        vis = visible(self.attention_mask, cols, self.branch, self.branch)
+        return attention_masks(model, vis, self.position_ids, self.position_ids)
+
+    def to(self, device: torch.device | str) -> Trajectory:
+        return Trajectory(*(getattr(self, f.name).to(device) for f in fields(self)))
 
 
 def _segment_row(
@@ -137,7 +143,7 @@ def fill_latents(model: PreTrainedModel, traj: Trajectory, latent_inputs: torch.
     `recompute` would derive, so training can skip the recurrence.
     """
     dev = model.get_input_embeddings().weight.device
-    embeds = model.get_input_embeddings()(traj.input_ids.to(dev))
+    embeds = embed(model, traj.input_ids.to(dev))
     cols = torch.nonzero(traj.latent_mask.to(dev).any(0)).flatten()
     return embeds.index_copy(1, cols, latent_inputs.to(device=dev, dtype=embeds.dtype))
 
@@ -157,32 +163,24 @@ def recompute(
     means are what their exploration density is evaluated against. With grad=True the gradient flows
     through all latent steps.
     """
-    dev = model.get_input_embeddings().weight.device
-    ids = traj.input_ids.to(dev)
-    lat = traj.latent_mask.to(dev)
-    embeds = model.get_input_embeddings()(ids)
+    check_model(model)
+    traj = traj.to(model.get_input_embeddings().weight.device)
+    lat = traj.latent_mask
+    embeds = embed(model, traj.input_ids)
     cols = torch.nonzero(lat.any(0)).flatten().tolist()
     if not cols:
-        return Recomputed(embeds, embeds.new_zeros(len(ids), 0, embeds.shape[-1]))
+        return Recomputed(embeds, embeds.new_zeros(len(embeds), 0, embeds.shape[-1]))
     if not bool((lat == lat[:1]).all()):
         raise ValueError("latent columns must be aligned across the batch")
-    attn = traj.attention().to(dev)
-    pos = traj.position_ids.to(dev)
-    decoder = model.get_decoder()
+    attn = traj.attention(model)
     parts, means, start = list(embeds.unbind(1)), [], 0
     with nullcontext() if grad else torch.no_grad():
         cache = new_cache()
         for k, c in enumerate(cols):
             if c > start:
-                sub = attn[..., start:c, :c] if attn.dim() == 4 else attn[:, :c]
-                out = decoder(
-                    inputs_embeds=torch.stack(parts[start:c], 1),
-                    attention_mask=sub,
-                    position_ids=pos[:, start:c],
-                    use_cache=True,
-                    **{cache_keyword(decoder): cache},
-                )
-                h = out.last_hidden_state[:, -1]
+                sub = slice_masks(attn, slice(start, c), slice(0, c))
+                inputs = torch.stack(parts[start:c], 1)
+                h = decoder_states(model, inputs, sub, traj.position_ids[:, start:c], cache)[:, -1]
             means.append(align(h))
             parts[c] = means[-1] if latent_inputs is None else latent_inputs[:, k].to(means[-1].dtype)
             start = c

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from latentrl.latent.hooks import head_logits
 from latentrl.latent.memory import Memory
 
 
@@ -70,17 +71,18 @@ def decode(
 ) -> list[Decoded]:
     """Generate from (B, d) last hidden states on `memory` (consumed: finished rows are dropped).
 
+    Logits go through the model's own head path (`hooks.head_logits`: soft-capping, logit scaling).
+
     With `logprobs`, each token's log-probability under the full distribution at the sampling
     temperature (1 for greedy) is recorded: what an RL trainer recomputes for its ratios.
     `on_step(tokens generated, rows still running)` is called after every step (progress display).
     """
-    head = memory.model.get_output_embeddings()
     n = memory.batch
     alive = torch.arange(n, device=h_last.device)  # original row of each batch row
     eos = torch.tensor(eos_ids, device=h_last.device)
     steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # (rows, tokens, logprobs) per step
     for step in range(sampling.max_new_tokens):
-        logits = head(h_last)
+        logits = head_logits(memory.model, h_last)
         nxt = pick(logits, sampling, generator, alive)
         lp = None
         if logprobs:

@@ -23,7 +23,7 @@ from latentrl.latent import build_memory, get_alignment, left_pad, sequential_me
 from latentrl.latent.diagnostics import latent_stats
 from latentrl.latent.memory import Memory
 from latentrl.mas.decode import Decoded, Generators, Sampling, decode
-from latentrl.mas.prompts import agent_message, latent_prompts, render, text_context
+from latentrl.mas.prompts import agent_message, check_think, latent_prompts, render, text_context, think_truncated
 from latentrl.mas.roles import SOLVER, topology
 from latentrl.mas.vllm_decode import check_backend, decode_final
 from latentrl.tasks.answers import strip_think
@@ -38,6 +38,7 @@ class MethodConfig:
     strip_think: bool = field(default=True, metadata={"help": "text_mas: drop <think> blocks from passed-on text"})
     sampling: Sampling = field(default_factory=Sampling)
     backend: str = field(default="hf", metadata={"help": "latent_mas final-agent decode: hf | vllm (sequential)"})
+    think: bool | None = field(default=None, metadata={"help": "chat templates' enable_thinking; None: their default"})
 
     def __post_init__(self) -> None:
         topology(self.topology)  # validates the name
@@ -54,6 +55,7 @@ class AgentTrace:
     latent_steps: int = 0
     text: str | None = None
     kv_length: int = 0  # KV entries this agent added: its prompt, latent steps and generated tokens
+    think_truncated: bool = False  # its text ends inside a <think> block (the budget ran out while thinking)
 
 
 @dataclass
@@ -67,6 +69,11 @@ class Generation:
     @property
     def output_tokens(self) -> int:
         return sum(a.output_tokens for a in self.agents)
+
+    @property
+    def think_truncated(self) -> bool:
+        """The final agent ran out of budget inside a <think> block: its answer is missing, not wrong."""
+        return self.agents[-1].think_truncated
 
     @property
     def forwards(self) -> int:
@@ -93,6 +100,9 @@ class Runtime:
     def on_step(self, role: str) -> Callable[[int, int], None] | None:
         """`decode`'s per-step callback for agent `role`, when progress is shown."""
         return None if self.progress is None else functools.partial(self.progress, role)
+
+    def __post_init__(self) -> None:
+        check_think(self.tokenizer, self.config.think)  # before any work
 
     @property
     def pad_id(self) -> int:
@@ -124,15 +134,18 @@ def _text(rt: Runtime, d: Decoded) -> str:
 
 def _speak(rt: Runtime, role: str, messages: list[str], gen: Generators) -> list[AgentTrace]:
     """One text agent turn per message, batched: fresh memory, prefill, decode."""
-    ids, mask = left_pad([render(rt.tokenizer, msg) for msg in messages], rt.pad_id, rt.model.device)
+    prompts = [render(rt.tokenizer, msg, rt.config.think) for msg in messages]
+    ids, mask = left_pad(prompts, rt.pad_id, rt.model.device)
     memory = Memory.empty(rt.model, len(messages), ids.shape[1] + rt.config.sampling.max_new_tokens)
     h = memory.forward_ids(ids, mask)[:, -1]
     decoded = decode(memory, h, rt.eos_ids, rt.config.sampling, gen, on_step=rt.on_step(role))
-    return [_trace(rt, role, d, int(n)) for d, n in zip(decoded, mask.sum(1))]
+    return [_trace(rt, role, d, p) for d, p in zip(decoded, prompts)]
 
 
-def _trace(rt: Runtime, role: str, d: Decoded, prompt_length: int) -> AgentTrace:
-    return AgentTrace(role, len(d.tokens), 1 + d.forwards, 0, _text(rt, d), prompt_length + len(d.tokens))
+def _trace(rt: Runtime, role: str, d: Decoded, prompt: list[int]) -> AgentTrace:
+    text = _text(rt, d)
+    truncated = think_truncated(rt.tokenizer, prompt, text)
+    return AgentTrace(role, len(d.tokens), 1 + d.forwards, 0, text, len(prompt) + len(d.tokens), truncated)
 
 
 @register("single")
@@ -167,7 +180,7 @@ def latent_mas(rt: Runtime, questions: list[str], answer_format: str, gen: Gener
     m = cfg.latent_steps
     *workers, final = topology(cfg.topology)
     align = get_alignment(rt.model, cfg.align, cfg.align_lambda)
-    worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format)
+    worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format, cfg.think)
     if rt.progress is not None:
         rt.progress("+".join(r.name for r in workers) + " (latent)", 0, len(questions))
     if cfg.backend == "vllm":  # the same latents; vLLM prefills the whole context from its embeddings
@@ -181,7 +194,7 @@ def latent_mas(rt: Runtime, questions: list[str], answer_format: str, gen: Gener
     out = []
     for i, d in enumerate(decoded):
         agents = [AgentTrace(r.name, 0, 1 + m, m, None, len(worker_prompts[k][i]) + m) for k, r in enumerate(workers)]
-        agents.append(_trace(rt, final.name, d, len(final_prompts[i])))
+        agents.append(_trace(rt, final.name, d, final_prompts[i]))
         stats = {} if m == 0 else {"latent_norm": float(norm[i]), "latent_cos": float(cos[i])}
         out.append(Generation(agents[-1].text, agents, int(lm.memory_length[i]), **stats))
     return out

@@ -32,6 +32,7 @@ from trl.models import unwrap_model_for_generation
 
 from latentrl.latent import build_memory, build_trajectory, fill_latents, get_alignment, recompute
 from latentrl.latent.diagnostics import latent_stats
+from latentrl.latent.hooks import embed
 from latentrl.latent.memory import expand_rows, gaussian_log_kernel
 from latentrl.latent.trajectory import Trajectory
 from latentrl.mas.decode import Sampling, decode
@@ -241,14 +242,14 @@ class LatentGRPOTrainer(GRPOTrainer):
             prefix, latent_log_ratio = self.latent_prefix(lm, prompt, rows_state, grad)
             comp_ids, comp_mask = ids[:, P:], mask[:, P:]
             full = extend(prompt, comp_ids, comp_mask)
-            embeds = torch.cat([prefix, lm.get_input_embeddings()(comp_ids)], 1)
+            embeds = torch.cat([prefix, embed(lm, comp_ids)], 1)
             labels = full.input_ids.masked_fill(full.attention_mask == 0, -100)
             labels[:, :-logits_to_keep] = -100
             extra = {"output_router_logits": True} if compute_aux_loss else {}
             with self.accelerator.autocast():
                 out = model(
                     inputs_embeds=embeds,
-                    attention_mask=full.attention(),
+                    attention_mask=full.attention(lm),
                     position_ids=full.position_ids,
                     labels=labels,
                     fused_lm_head=True,
