@@ -13,12 +13,14 @@ from datasets import Dataset  # noqa: E402
 
 from latentrl.rl.config import LatentGRPOConfig  # noqa: E402
 from latentrl.rl.trainer import LatentGRPOTrainer, RolloutState, latent_rollout  # noqa: E402
+from tests.architectures import ARCHS, tiny  # noqa: E402
 from tests.conftest import char_tokenizer, tiny_model  # noqa: E402
 
 # Exploration noise, scaled to the tiny model's embeddings (rows of norm ~1.6): the latent log-ratio's
 # sensitivity to summation-order noise in the means is |eps| / std per component.
 NOISE = 0.5
 TOL = 1e-5  # fp32 rollout vs recompute; seen up to ~2e-6
+SDPA_OR_ONLY = [(a, "sdpa" if "sdpa" in impls else impls[0]) for a, (*_, impls) in ARCHS.items()]
 QUESTIONS = ["What is 2+3?", "Add 14 and 27, then double it.", "7*8?", "A longer question about nine apples?"]
 
 
@@ -28,9 +30,9 @@ def random_reward():
 
 
 def make_trainer(tmp_path, grad_mode="none", topology="sequential", m=3, arch="llama", peft_config=None, reward=None,
-                 **kw):  # fmt: skip
+                 model=None, **kw):  # fmt: skip
     tok = char_tokenizer()
-    model = tiny_model(arch, len(tok)).float()
+    model = model if model is not None else tiny_model(arch, len(tok)).float()
     settings = dict(
         output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_completion_length=6,
         latent_steps=m, topology=topology, grad_mode=grad_mode, temperature=1.0, report_to=[], use_cpu=True,
@@ -248,11 +250,23 @@ def test_sampling_temperature_and_top_p_rollout_equals_recompute(tmp_path):
     assert valid.sum() > 8 and (logps - sampled)[valid].abs().max() <= TOL
 
 
+@pytest.mark.parametrize("arch,impl", SDPA_OR_ONLY)
+@pytest.mark.parametrize("topology", ["sequential", "hierarchical"])
+def test_rollout_equals_the_trainers_recompute_on_every_architecture(tmp_path, arch, impl, topology):
+    """TRL's loss forward (fused head: temperature, soft-capping, logit scaling) against the engine's
+    sampling log-probs, at temperature 0.7 / top_p 0.9, windows cutting into the rows."""
+    model = tiny(arch, impl, len(char_tokenizer())).float()
+    trainer = make_trainer(tmp_path, topology=topology, m=2, model=model, temperature=0.7, top_p=0.9)
+    _, logps, sampled, valid = rollout_vs_recompute(trainer, grad=False)
+    assert valid.sum() > 8 and (logps - sampled)[valid].abs().max() <= 2e-4  # fp32; eager softmax in fp32
+
+
 def test_shared_worker_rollouts_run_workers_once_per_prompt_and_change_nothing(tmp_path):
     shared = make_trainer(tmp_path / "shared", m=2)
     alone = make_trainer(tmp_path / "alone", m=2, share_worker_rollouts=False)
     prompts = [q for q in QUESTIONS[:2] for _ in range(4)]
     rows = []
+
     def record(_module, _args, kw):
         if kw.get("inputs_embeds") is not None:  # the engine's forwards (not the model check's probe)
             rows.append(kw["inputs_embeds"].shape[0])
