@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=3, help="optimizer steps per side per round")
+    ap.add_argument("--rollouts-only", action="store_true", help="time the latent rollout_func alone, no training")
     ap.add_argument(
         "--sides", default="latent,recompute,stock",
         help="latent: grad_mode none reusing the rollout latents; recompute: reuse_rollout_latents=false; "
@@ -119,6 +120,9 @@ def main() -> None:
         )  # fmt: skip
         trainers[side].stop_ids = []  # fixed completion length, as min_new_tokens does for stock TRL
         trainers[side].rollout_func = timed(trainers[side].rollout_func, rollout_times.setdefault(side, []))
+    if args.rollouts_only:
+        time_rollouts(trainers, [e.question for e in examples], args)
+        return
     timers = {side: StepTimer() for side in trainers}
     for side, trainer in trainers.items():
         trainer.add_callback(timers[side])
@@ -143,6 +147,28 @@ def main() -> None:
     if "latent" in med and "unshared" in med:
         print(f"unshared / shared: step {med['unshared'] / med['latent']:.2f}x, "
               f"rollout {med_rollout['unshared'] / med_rollout['latent']:.2f}x")  # fmt: skip
+
+
+def time_rollouts(trainers: dict, questions: list[str], args) -> None:
+    """Median seconds of one generation batch's rollout per side (each question `--generations` times, as TRL's
+    sampler sends them), sides alternating, `--steps` rollouts per side per round, the first of each dropped."""
+    per_batch = args.batch // args.generations
+    kept = {side: [] for side in trainers}
+    for r in range(args.rounds):
+        for side in list(trainers) if r % 2 == 0 else list(reversed(trainers)):
+            times = []
+            for k in range(args.steps):
+                start = ((r * args.steps + k) * per_batch) % len(questions)
+                prompts = [q for q in questions[start : start + per_batch] for _ in range(args.generations)]
+                t0 = time.perf_counter()
+                trainers[side].rollout_func(prompts, trainers[side])
+                times.append(time.perf_counter() - t0)
+            kept[side] += times[1:]
+            print(f"  round {r} {side:9s}: " + " ".join(f"{t:.2f}" for t in times) + " s/rollout")
+    med = {side: statistics.median(t) for side, t in kept.items()}
+    print("median rollout: " + ", ".join(f"{side} {t:.2f} s" for side, t in med.items()))
+    if "latent" in med and "unshared" in med:
+        print(f"unshared / shared rollout = {med['unshared'] / med['latent']:.2f}x")
 
 
 def timed(func, times: list[float]):

@@ -14,7 +14,7 @@ from datasets import Dataset  # noqa: E402
 from latentrl.rl.config import LatentGRPOConfig  # noqa: E402
 from latentrl.rl.trainer import LatentGRPOTrainer, RolloutState, latent_rollout  # noqa: E402
 from tests.architectures import ARCHS, tiny  # noqa: E402
-from tests.conftest import char_tokenizer, tiny_model  # noqa: E402
+from tests.conftest import CHAT_TEMPLATE, char_tokenizer, tiny_model  # noqa: E402
 
 # Exploration noise, scaled to the tiny model's embeddings (rows of norm ~1.6): the latent log-ratio's
 # sensitivity to summation-order noise in the means is |eps| / std per component.
@@ -30,8 +30,8 @@ def random_reward():
 
 
 def make_trainer(tmp_path, grad_mode="none", topology="sequential", m=3, arch="llama", peft_config=None, reward=None,
-                 model=None, **kw):  # fmt: skip
-    tok = char_tokenizer()
+                 model=None, tok=None, **kw):  # fmt: skip
+    tok = tok or char_tokenizer()
     model = model if model is not None else tiny_model(arch, len(tok)).float()
     settings = dict(
         output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_completion_length=6,
@@ -402,3 +402,12 @@ def test_generation_options_the_rollout_ignores_are_refused(tmp_path, kw):
     base = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, use_cpu=True, bf16=False)
     with pytest.raises(ValueError, match="not supported"):
         LatentGRPOConfig(**{**base, **kw})
+
+
+def test_think_reaches_the_chat_template_and_a_template_without_it_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="enable_thinking"):
+        make_trainer(tmp_path, think="on")
+    tok = char_tokenizer(CHAT_TEMPLATE + "{% if enable_thinking is false %}<no-think>{% endif %}")
+    trainer = make_trainer(tmp_path / "t", m=1, think="off", tok=tok)
+    out = latent_rollout(QUESTIONS[:1], trainer)
+    assert "<no-think>" in trainer.processing_class.decode(out["prompt_ids"][0])

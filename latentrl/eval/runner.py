@@ -33,6 +33,7 @@ from latentrl.eval.resources import PeakMemory
 from latentrl.eval.stats import summarize
 from latentrl.latent.align import MODES
 from latentrl.mas import Generation, MethodConfig, Runtime, Sampling, get_method
+from latentrl.mas.prompts import THINK
 from latentrl.mas.vllm_decode import VLLMUnavailable
 from latentrl.models import DEFAULT_MODEL, LoadedModel, eos_token_ids, load_model
 from latentrl.tasks import Example, Score, Task, get_task
@@ -42,9 +43,6 @@ from latentrl.tasks.sources import SOURCES, Data, load_examples
 
 class ConfigError(ValueError):
     """Invalid or conflicting run configuration."""
-
-
-THINK = {None: None, "on": True, "off": False}  # --think -> the chat template's enable_thinking
 
 
 @dataclass

@@ -37,6 +37,9 @@ def latent_context(names: list[str]) -> str | None:
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
+THINK = {None: None, "on": True, "off": False}  # --think -> the chat template's enable_thinking
+
+
 def check_think(tokenizer: PreTrainedTokenizerBase, think: bool | None) -> None:
     """A thinking switch needs a chat template that reads `enable_thinking` (Qwen3's do)."""
     if think is not None and "enable_thinking" not in (tokenizer.chat_template or ""):

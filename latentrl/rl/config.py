@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from latentrl.latent.align import MODES
+from latentrl.mas.prompts import THINK
 from latentrl.mas.roles import TOPOLOGIES
 from latentrl.models import DEFAULT_MODEL
 from latentrl.tasks import get_task
@@ -66,6 +67,10 @@ class LatentGRPOConfig(GRPOConfig):
             "and latent steps are identical) in the rollout and the recompute. false: run each (benchmarks)"
         },
     )
+    think: str | None = field(
+        default=None,
+        metadata={"help": "on | off: enable_thinking for chat templates that take it (Qwen3); unset: the template's"},
+    )
     align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
     align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer"})
     format_reward: float = field(default=0.0, metadata={"help": "weight of the answer-format reward (0 = off)"})
@@ -92,6 +97,8 @@ class LatentGRPOConfig(GRPOConfig):
             problems.append(f"latent_noise_std must be >= 0, got {self.latent_noise_std}")
         if self.latent_noise_std > 0 and self.grad_mode != "full":
             problems.append("latent_noise_std > 0 needs grad_mode=full (the noise density's gradient runs through h)")
+        if self.think not in THINK:
+            problems.append(f"think takes on | off, got '{self.think}' (leave it out for the template's default)")
         if self.align not in MODES:
             problems.append(f"align must be one of {MODES}, got '{self.align}'")
         if self.train_data not in TRAIN_DATA:

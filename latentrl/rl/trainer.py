@@ -36,7 +36,7 @@ from latentrl.latent.hooks import embed
 from latentrl.latent.memory import expand_rows, gaussian_log_kernel
 from latentrl.latent.trajectory import Trajectory
 from latentrl.mas.decode import Sampling, decode
-from latentrl.mas.prompts import latent_prompts
+from latentrl.mas.prompts import THINK, check_think, latent_prompts
 from latentrl.models import eos_token_ids
 from latentrl.rl.config import LatentGRPOConfig
 
@@ -152,6 +152,7 @@ class LatentGRPOTrainer(GRPOTrainer):
         self.latent_id = latent_token_id(tok)
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.stop_ids = eos_token_ids(causal_lm(self.accelerator.unwrap_model(self.model)), tok)
+        check_think(tok, THINK[self.args.think])  # before any rollout: the template must read enable_thinking
 
     def alignment(self, lm: PreTrainedModel):
         return get_alignment(lm, self.args.align, self.args.align_lambda)
@@ -285,7 +286,7 @@ def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, 
     prefills and latent steps are identical) and branch at the final agent's decode."""
     args, tok = trainer.args, trainer.processing_class
     m, noise = args.latent_steps, args.latent_noise_std if args.latent_steps else 0.0
-    workers, finals = latent_prompts(tok, args.topology, prompts, trainer.answer_format)
+    workers, finals = latent_prompts(tok, args.topology, prompts, trainer.answer_format, THINK[args.think])
     distinct: dict[str, int] = {}
     index = [distinct.setdefault(repr(p), len(distinct)) for p in prompts]
     share = args.share_worker_rollouts and not noise and len(distinct) < len(prompts)
