@@ -16,17 +16,17 @@ from latentrl.models import DEFAULT_MODEL
 from latentrl.tasks import get_task
 
 GRAD_MODES = ("none", "full")
-# GRPOConfig generation options the latent rollout does not implement, with the value that means "off".
+# GRPOConfig generation options the latent rollout does not implement, with the values that mean "off".
 UNSUPPORTED = {
-    "use_vllm": False,
-    "use_transformers_paged": False,
-    "use_transformers_continuous_batching": False,
-    "top_k": 0,
-    "min_p": None,
-    "repetition_penalty": 1.0,
-    "generation_kwargs": None,
-    "cache_implementation": None,
-    "chat_template_kwargs": None,
+    "use_vllm": (False,),
+    "use_transformers_paged": (False,),
+    "use_transformers_continuous_batching": (False,),
+    "top_k": (0, -1, None),
+    "min_p": (None,),
+    "repetition_penalty": (1.0,),
+    "generation_kwargs": (None, {}),
+    "cache_implementation": (None,),
+    "chat_template_kwargs": (None, {}),
 }
 TRAIN_DATA = ("auto", "hub", "arithmetic", "chains", "file", "task")
 
@@ -119,9 +119,9 @@ class LatentGRPOConfig(GRPOConfig):
     def unsupported_generation_options(self) -> list[str]:
         """Options TRL would honour in its own generate but the latent rollout would silently ignore."""
         problems = [
-            f"{name}={getattr(self, name)!r} is not supported by the latent rollout (leave it at {off!r})"
-            for name, off in UNSUPPORTED.items()
-            if getattr(self, name) not in (off, None, {}) and not (name == "top_k" and getattr(self, name) == -1)
+            f"{name}={getattr(self, name)!r} is not supported by the latent rollout (leave it at {offs[0]!r})"
+            for name, offs in UNSUPPORTED.items()
+            if getattr(self, name) not in offs
         ]
         if not self.use_lora:
             problems.append(

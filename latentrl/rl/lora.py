@@ -15,14 +15,14 @@ from transformers.pytorch_utils import Conv1D
 ALL_LINEAR = "all-linear"
 
 
-def linear_layer_names(model: PreTrainedModel) -> dict[str, list[str]]:
-    """Leaf name -> full names of the linear layers LoRA can wrap (the LM head excluded)."""
+def linear_layer_names(model: PreTrainedModel) -> set[str]:
+    """Leaf names of the linear layers LoRA can wrap (the LM head excluded)."""
     head = model.get_output_embeddings()
-    out: dict[str, list[str]] = {}
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear | Conv1D) and module is not head:
-            out.setdefault(name.rsplit(".", 1)[-1], []).append(name)
-    return out
+    return {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear | Conv1D) and module is not head
+    }
 
 
 def lora_config(model: PreTrainedModel, targets: str, r: int, alpha: int) -> LoraConfig:
