@@ -13,7 +13,7 @@ import pytest
 from latentrl.cli import main
 from latentrl.eval import ConfigError, EvalConfig, run_eval
 from latentrl.eval.grid import expand
-from latentrl.eval.stats import aggregate, seed_interval, wilson
+from latentrl.eval.stats import aggregate, paired_difference, seed_interval, wilson
 from latentrl.tasks import Example, Score, Task
 from latentrl.tasks.registry import TASKS
 
@@ -155,3 +155,15 @@ def test_every_task_runs_end_to_end(task, model_dir, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "predictions.jsonl").open()]
     assert summary["n"] == len(rows) == (min(3, len(fixture.read_text().splitlines())) if data else 3)
     assert summary["accuracy"] == sum(r["correct"] for r in rows) / len(rows)
+
+
+def test_paired_difference_uses_per_question_differences():
+    a = {str(i): i < 30 for i in range(100)}  # 30 right
+    b = dict(a) | {str(i): False for i in range(6)} | {"50": True, "51": True}  # 6 lost, 2 gained
+    diff, (lo, hi), n = paired_difference(a, b)
+    assert n == 100 and diff == pytest.approx(0.04)
+    half = 2.000 * ((8 - 100 * 0.04**2) / 99) ** 0.5 / 10  # t(df 60 row, conservative) * sd / sqrt(n)
+    assert (lo, hi) == pytest.approx((0.04 - half, 0.04 + half))
+    assert hi - lo < wilson(30, 100)[1] - wilson(30, 100)[0]  # narrower than one unpaired interval
+    assert paired_difference(a, a) == (0.0, (0.0, 0.0), 100)
+    assert paired_difference(a, {"x": True})[2] == 0  # no common question

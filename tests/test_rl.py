@@ -289,6 +289,35 @@ def test_shared_worker_rollouts_run_workers_once_per_prompt_and_change_nothing(t
     assert (one - each)[mask[:, -C:].bool()].abs().max() <= TOL
 
 
+@pytest.mark.parametrize("arch,impl", SDPA_OR_ONLY)
+@pytest.mark.parametrize("topology", ["sequential", "hierarchical"])
+def test_shared_prompt_loss_forward_gives_the_one_pass_logprobs_and_gradients(tmp_path, arch, impl, topology):
+    """A prompt's generations share one forward of the prompt in the loss: same log-probs, same gradient."""
+    model = tiny(arch, impl, len(char_tokenizer())).float()
+    trainer = make_trainer(tmp_path, topology=topology, m=2, model=model, temperature=0.7)
+    trainer.model.gradient_checkpointing_enable()  # TRL's default: it must not drop the shared prompt's cache
+    trainer.model.train()
+    prompts = [q for q in QUESTIONS[:2] for _ in range(3)]
+    torch.manual_seed(0)
+    out = latent_rollout(prompts, trainer)
+    ids, mask, C = batch_from_rollout(out, trainer.pad_id)
+    valid = mask[:, -C:].bool()
+    calls, forward = [], trainer.shared_prompt_forward
+    trainer.shared_prompt_forward = lambda *a: calls.append(1) or forward(*a)
+    result = {}
+    for share in (True, False):
+        trainer.args.share_worker_rollouts = share
+        trainer.model.zero_grad()
+        logps = logps_of(trainer, out, ids, mask, C)
+        (logps * valid).sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None])
+        result[share] = logps.detach(), grads
+    assert calls == [1]  # the shared path ran (once), the other did not
+    (a, ga), (b, gb) = result[True], result[False]
+    assert (a - b)[valid].abs().max() <= TOL
+    assert (ga - gb).abs().max() <= 1e-4 * gb.abs().max()
+
+
 def test_beta_with_exploration_trains_with_finite_loss_and_kl(tmp_path):
     from peft import LoraConfig
 

@@ -6,6 +6,8 @@ latent steps (single, text_mas) are drawn as horizontal bands so they read as ba
 
 from __future__ import annotations
 
+import json
+import statistics
 from pathlib import Path
 
 import matplotlib
@@ -97,29 +99,68 @@ def draw_all(points: list[dict], out: Path) -> list[Path]:
     return written
 
 
-def train_eval_heatmap(points: list[dict], out: Path) -> Path | None:
-    """Accuracy of adapters trained at m (rows) and evaluated at m (columns); None without trained points."""
+def train_eval_heatmap(points: list[dict], out: Path, base: list[dict] | None = None) -> Path | None:
+    """Accuracy (95% interval below it) of adapters trained at m (rows) evaluated at m (columns); `base`, the
+    untrained model's points, is drawn as a first row. None without trained points."""
     trained = [p for p in points if p.get("train_latent_steps") is not None]
     if not trained:
         return None
-    rows = sorted({p["train_latent_steps"] for p in trained})
+    labels = sorted({p["train_latent_steps"] for p in trained})
     cols = sorted({p["latent_steps"] for p in trained})
-    grid = [[float("nan")] * len(cols) for _ in rows]
-    for p in trained:
-        grid[rows.index(p["train_latent_steps"])][cols.index(p["latent_steps"])] = p["accuracy"]
-    fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 2.5, 0.9 * len(rows) + 2))
+    rows = ([("untrained", base)] if base else []) + [
+        (str(t), [p for p in trained if p["train_latent_steps"] == t]) for t in labels
+    ]
+    cells = [{p["latent_steps"]: p for p in pts} for _, pts in rows]
+    grid = [[c[m]["accuracy"] if m in c else float("nan") for m in cols] for c in cells]
+    fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 2.5, 0.9 * len(rows) + 2))
     image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=max(1e-9, max(p["accuracy"] for p in trained)))
-    for i, row in enumerate(grid):
-        for j, value in enumerate(row):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="w")
+    for i, c in enumerate(cells):
+        for j, m in enumerate(cols):
+            if m in c:
+                lo, hi = c[m]["accuracy_ci95"]
+                ax.text(j, i, f"{c[m]['accuracy']:.2f}\n[{lo:.2f},{hi:.2f}]", ha="center", va="center", color="w",
+                        fontsize=7)  # fmt: skip
     ax.set_xticks(range(len(cols)), [str(c) for c in cols])
-    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
     ax.set_xlabel("eval m")
     ax.set_ylabel("train m")
-    ax.set_title("accuracy: train m x eval m")
+    ax.set_title("accuracy: train m x eval m (95% CI)")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     path = out / "train_m_x_eval_m.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def log_history(run_dir: Path) -> list[dict]:
+    """The per-step logs of a GRPO run: the newest trainer_state.json under run_dir (checkpoints included)."""
+    states = sorted(run_dir.rglob("trainer_state.json"), key=lambda p: json.loads(p.read_text())["global_step"])
+    if not states:
+        raise FileNotFoundError(f"no trainer_state.json under {run_dir}")
+    return [h for h in json.loads(states[-1].read_text())["log_history"] if "reward" in h]
+
+
+def moving_average(values: list[float], window: int) -> list[float]:
+    return [statistics.fmean(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]
+
+
+def training_curve(run_dir: Path, out: Path, window: int = 5, title: str | None = None) -> Path:
+    """A GRPO run's reward per step, its moving average and each reward part's (correctness among them)."""
+    history = log_history(run_dir)
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, [h["reward"] for h in history], "o", alpha=0.35, label="reward (weighted sum), per step")
+    ax.plot(steps, moving_average([h["reward"] for h in history], window), "-", label=f"moving average ({window})")
+    for key in sorted(k for k in history[0] if k.startswith("rewards/") and k.endswith("/mean")):
+        ax.plot(steps, moving_average([h[key] for h in history], window), "--", label=key.split("/")[1])
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("reward")
+    ax.set_title(title or run_dir.name)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

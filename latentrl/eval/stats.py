@@ -85,3 +85,18 @@ def aggregate(summaries: list[dict]) -> dict:
     out.update(seeds=len(summaries), accuracy=statistics.fmean(acc), accuracy_ci95=seed_interval(acc))
     out["accuracy_sd"] = statistics.stdev(acc)
     return out
+
+
+def paired_difference(a: dict[str, bool], b: dict[str, bool]) -> tuple[float, tuple[float, float], int]:
+    """Accuracy of a minus accuracy of b on the questions both answered, with a 95% interval.
+
+    Two methods run on the same questions are correlated (easy questions are easy for both), so the
+    interval of the per-question differences is much narrower than two independent Wilson intervals
+    would suggest; it is what says whether a change of method changed anything."""
+    ids = sorted(a.keys() & b.keys())
+    diffs = [float(a[i]) - float(b[i]) for i in ids]
+    if not diffs:
+        return 0.0, (0.0, 0.0), 0
+    mean = statistics.fmean(diffs)
+    half = t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
+    return mean, (mean - half, mean + half), len(diffs)

@@ -83,6 +83,13 @@ def attention_masks(model: PreTrainedModel, vis: torch.Tensor, query_pos: torch.
     return out if len(out) > 1 else next(iter(out.values()))
 
 
+def select_rows(masks: Masks, index: torch.Tensor) -> Masks:
+    """Batch rows `index` of a mask or of each mask in a dict."""
+    if isinstance(masks, dict):
+        return {k: select_rows(v, index) for k, v in masks.items()}
+    return masks[index.to(masks.device)]
+
+
 def slice_masks(masks: Masks, rows: slice, cols: slice) -> Masks:
     """Query rows / key columns of a mask or of each mask in a dict (2-D padding masks: key columns)."""
     if isinstance(masks, dict):

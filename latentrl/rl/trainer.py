@@ -15,7 +15,9 @@ teacher-forced forward through TRL's fused log-prob head. The recurrence is dete
 log-probs equal the rollout's sampling log-probs, and old/new ratios, the KL to the reference (adapters
 disabled) and every TRL loss type work unchanged. In grad_mode 'none', the loss forward at the same
 optimizer step as its rollout feeds the rollout's recorded latents instead (the same values; it skips
-the recurrence's forwards).
+the recurrence's forwards). Without exploration noise, the rows of one prompt (its generations) also
+share one forward of the prompt in the loss: its KV is computed once, with gradient, and branched per
+completion (`shared_prompt_forward`; same log-probs, same gradient, a fraction of the compute).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from trl.models import unwrap_model_for_generation
 
 from latentrl.latent import build_memory, build_trajectory, fill_latents, get_alignment, recompute
 from latentrl.latent.diagnostics import latent_stats
-from latentrl.latent.hooks import embed
-from latentrl.latent.memory import expand_rows, gaussian_log_kernel
+from latentrl.latent.hooks import cache_keyword, decoder_states, embed
+from latentrl.latent.masks import select_rows, slice_masks
+from latentrl.latent.memory import expand_rows, gaussian_log_kernel, new_cache
 from latentrl.latent.trajectory import Trajectory
 from latentrl.mas.decode import Sampling, decode
 from latentrl.mas.prompts import THINK, check_think, latent_prompts
@@ -217,6 +220,44 @@ class LatentGRPOTrainer(GRPOTrainer):
             first, inverse = distinct_rows(torch.cat([prompt.input_ids, prompt.attention_mask], 1))
             return recompute(lm, take(prompt, first), align, grad=grad).embeds[inverse.to(lm.device)], None
 
+    def _shares_prompts(self, compute_aux_loss: bool) -> bool:
+        """Whether the loss forward may run a prompt once for all its rows: identical prompt rows have
+        identical prefixes (no exploration noise); MoE auxiliary losses want the whole forward."""
+        a = self.args
+        return a.share_worker_rollouts and not (a.latent_noise_std and a.latent_steps) and not compute_aux_loss
+
+    def shared_prompt_forward(self, model, lm, full: Trajectory, prefix, comp_ids, comp_mask):
+        """TRL's fused log-prob forward of rows whose prompts repeat, with each distinct prompt run once.
+
+        The distinct prompts' first P-1 columns run through the decoder with gradient into a KV cache,
+        which is branched to every row (index_select: the gradients of a prompt's rows add up in its
+        one copy); then each row's last prompt column and completion run on top, scored by the fused
+        head with pre-shifted labels. None when no prompt repeats (the one-pass forward is as cheap)."""
+        P, C = prefix.shape[1], comp_ids.shape[1]
+        first, inverse = distinct_rows(torch.cat([full.input_ids[:, :P], full.attention_mask[:, :P]], 1))
+        if len(first) == len(inverse) or P < 2:
+            return None
+        attn, dev = full.attention(lm), prefix.device
+        first, inverse = first.to(dev), inverse.to(dev)
+        cache = new_cache()  # grad is on: a plain DynamicCache
+        # Both forwards run a cache, which gradient checkpointing would drop (HF turns caching off under it).
+        with self.accelerator.autocast(), no_gradient_checkpointing(lm):
+            decoder_states(lm, prefix[first, : P - 1], slice_masks(select_rows(attn, first), slice(0, P - 1),
+                           slice(0, P - 1)), full.position_ids[first, : P - 1].to(dev), cache)  # fmt: skip
+            branched = new_cache()
+            for i, layer in enumerate(cache.layers):
+                branched.update(layer.keys[inverse], layer.values[inverse], i)
+            embeds = torch.cat([prefix[:, P - 1 :], embed(lm, comp_ids[:, :-1])], 1)
+            cols = slice(P - 1, P - 1 + C)
+            return model(
+                inputs_embeds=embeds,
+                attention_mask=slice_masks(attn, cols, slice(0, P - 1 + C)),
+                position_ids=full.position_ids[:, cols].to(dev),
+                shift_labels=comp_ids.masked_fill(comp_mask == 0, -100),
+                fused_lm_head=True,
+                **{cache_keyword(lm.get_decoder()): branched},
+            )
+
     def _get_per_token_logps_and_entropies(
         self,
         model,
@@ -243,19 +284,23 @@ class LatentGRPOTrainer(GRPOTrainer):
             prefix, latent_log_ratio = self.latent_prefix(lm, prompt, rows_state, grad)
             comp_ids, comp_mask = ids[:, P:], mask[:, P:]
             full = extend(prompt, comp_ids, comp_mask)
-            embeds = torch.cat([prefix, embed(lm, comp_ids)], 1)
-            labels = full.input_ids.masked_fill(full.attention_mask == 0, -100)
-            labels[:, :-logits_to_keep] = -100
-            extra = {"output_router_logits": True} if compute_aux_loss else {}
-            with self.accelerator.autocast():
-                out = model(
-                    inputs_embeds=embeds,
-                    attention_mask=full.attention(lm),
-                    position_ids=full.position_ids,
-                    labels=labels,
-                    fused_lm_head=True,
-                    **extra,
-                )
+            out = None
+            if self._shares_prompts(compute_aux_loss):
+                out = self.shared_prompt_forward(model, lm, full, prefix, comp_ids, comp_mask)
+            if out is None:
+                embeds = torch.cat([prefix, embed(lm, comp_ids)], 1)
+                labels = full.input_ids.masked_fill(full.attention_mask == 0, -100)
+                labels[:, :-logits_to_keep] = -100
+                extra = {"output_router_logits": True} if compute_aux_loss else {}
+                with self.accelerator.autocast():
+                    out = model(
+                        inputs_embeds=embeds,
+                        attention_mask=full.attention(lm),
+                        position_ids=full.position_ids,
+                        labels=labels,
+                        fused_lm_head=True,
+                        **extra,
+                    )
             row_logps = out.log_probs[:, -logits_to_keep:]
             if latent_log_ratio is not None:  # the latent actions join the first completion token's log-prob
                 first = row_logps[:, :1] + latent_log_ratio[:, None].to(row_logps.dtype)

@@ -1,0 +1,150 @@
+"""The study report: accuracy vs latent steps on held-out chains problems, zero-training and after GRPO.
+
+    .venv/bin/python evals/study.py [--zero runs/study/zero] [--trained runs/study/trained] [--out docs/study]
+
+Reads finished points only (a summary.json beside its predictions), so it can run while the study's
+jobs (evals/sweep.py, evals/trained_sweep.py; commands in docs/study_latent_steps.md) are still going.
+Writes OUT/results.md (tables: accuracy with 95% Wilson intervals; paired differences on the same
+questions; accuracy by level) and its figures (accuracy vs m, the train-m x eval-m heatmap, reward
+curves per training run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from latentrl.eval.plots import draw_all, train_eval_heatmap, training_curve  # noqa: E402
+from latentrl.eval.report import markdown_table  # noqa: E402
+from latentrl.eval.stats import paired_difference, wilson  # noqa: E402
+from latentrl.tasks import get_task  # noqa: E402
+
+
+def load_points(root: Path) -> list[dict]:
+    """Finished points under root: each summary plus `correct` ({question id: bool}) from its predictions."""
+    points = []
+    for path in sorted(root.rglob("summary.json")):
+        rows = [json.loads(line) for line in (path.parent / "predictions.jsonl").read_text().splitlines() if line]
+        points.append({**json.loads(path.read_text()), "correct": {r["id"]: r["correct"] for r in rows}})
+    return points
+
+
+def label(p: dict) -> str:
+    name = p["method"] if p["method"] == "single" else f"{p['method']} {p['topology']}"
+    name += f" m={p['latent_steps']}" if p["method"] == "latent_mas" else ""
+    return name if p.get("train_latent_steps") is None else f"{name} (GRPO at m={p['train_latent_steps']})"
+
+
+def differences(points: list[dict], against: dict, title: str) -> list[str]:
+    """Rows of paired differences of `points` against one point."""
+    lines = [f"**{title}**", "", "| point | acc | minus baseline | 95% CI (paired) |", "|---|---|---|---|"]
+    for p in points:
+        diff, (lo, hi), n = paired_difference(p["correct"], against["correct"])
+        lines.append(f"| {label(p)} | {p['accuracy']:.3f} | {diff:+.3f} | [{lo:+.3f}, {hi:+.3f}] (n={n}) |")
+    return lines + [""]
+
+
+def by_level(points: list[dict]) -> list[str]:
+    level = {e.id: e.meta["level"] for e in get_task("chains").load("offline", None)}
+    levels = sorted(set(level.values()))
+    lines = ["| point | " + " | ".join(f"level {lv}" for lv in levels) + " |", "|---" * (len(levels) + 1) + "|"]
+    for p in points:
+        cells = []
+        for lv in levels:
+            hits = [c for i, c in p["correct"].items() if level.get(i) == lv]
+            lo, hi = wilson(sum(hits), len(hits))
+            cells.append(f"{sum(hits) / max(1, len(hits)):.2f} [{lo:.2f}, {hi:.2f}]")
+        lines.append(f"| {label(p)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def trained_vs_m(base: list[dict], trained: list[dict], out: Path) -> Path:
+    """Accuracy vs eval m of the untrained pipeline and of each adapter, with 95% intervals."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    runs = [("untrained", base)] + [
+        (f"GRPO at m={t}", [p for p in trained if p["train_latent_steps"] == t])
+        for t in sorted({p["train_latent_steps"] for p in trained})
+    ]
+    for name, pts in runs:
+        pts = sorted(pts, key=lambda p: p["latent_steps"])
+        ms, acc = [p["latent_steps"] for p in pts], [p["accuracy"] for p in pts]
+        lo, hi = [p["accuracy_ci95"][0] for p in pts], [p["accuracy_ci95"][1] for p in pts]
+        err = [[a - low for a, low in zip(acc, lo)], [high - a for a, high in zip(acc, hi)]]
+        ax.errorbar(ms, acc, yerr=err, marker="o", capsize=3, label=name)
+    ax.set_xscale("symlog", linthresh=1)
+    ms = sorted({p["latent_steps"] for _, pts in runs for p in pts})
+    ax.set_xticks(ms, [str(m) for m in ms])
+    ax.set_xlabel("eval latent steps m")
+    ax.set_ylabel("accuracy (95% CI)")
+    ax.set_title("chains: latent_mas sequential, before and after GRPO")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "chains_trained_accuracy_vs_m.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write(zero_dir: Path, trained_dir: Path, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    order = {"single": 0, "text_mas": 1, "latent_mas": 2}
+    zero = sorted(load_points(zero_dir) if zero_dir.exists() else [],
+                  key=lambda p: (order[p["method"]], p["topology"], p["latent_steps"]))  # fmt: skip
+    trained = sorted(load_points(trained_dir) if trained_dir.exists() else [],
+                     key=lambda p: (p["train_latent_steps"], p["latent_steps"]))  # fmt: skip
+    lines = ["# Study results (generated by evals/study.py; do not edit)", ""]
+    figures = draw_all(zero, out) if zero else []
+    if zero:
+        lines += ["## Zero training", "", markdown_table(zero), ""]
+        single = next((p for p in zero if p["method"] == "single"), None)
+        latent = [p for p in zero if p["method"] != "single"]
+        if single:
+            lines += differences(latent, single, "Each point minus single (same 300 questions)")
+        for topo in ("sequential", "hierarchical"):
+            pts = [p for p in zero if p["method"] == "latent_mas" and p["topology"] == topo]
+            m0 = next((p for p in pts if p["latent_steps"] == 0), None)
+            if m0 and len(pts) > 1:
+                lines += differences([p for p in pts if p is not m0], m0, f"latent_mas {topo}: each m minus m=0")
+        lines += ["## Accuracy by level (number of operations)", "", *by_level(zero)]
+    base = [p for p in zero if p["method"] == "latent_mas" and p["topology"] == "sequential"]
+    if trained:
+        lines += ["## After GRPO (latent_mas sequential; adapter trained at train m, evaluated at eval m)", ""]
+        lines += [markdown_table(trained), ""]
+        for p in trained:
+            same = next((b for b in base if b["latent_steps"] == p["latent_steps"]), None)
+            if same:
+                diff, (lo, hi), n = paired_difference(p["correct"], same["correct"])
+                p["gain"] = f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+        lines += ["**Trained minus untrained at the same eval m (paired 95% CI)**", "", "| point | gain |", "|---|---|"]
+        lines += [f"| {label(p)} | {p.get('gain', '-')} |" for p in trained] + [""]
+        lines += ["## Accuracy by level, trained", "", *by_level(trained)]
+        figures += [train_eval_heatmap(trained, out, base), trained_vs_m(base, trained, out)]
+    for run in sorted(trained_dir.glob("train-m*/adapter")) if trained_dir.exists() else []:
+        try:
+            figures.append(training_curve(run, out / f"training_{run.parent.name}.png", title=run.parent.name))
+        except FileNotFoundError:
+            pass  # a training that has not logged a step yet
+    lines += [f"![{f.stem}]({f.name})" for f in figures]
+    path = out / "results.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--zero", default="runs/study/zero", help="the zero-training sweep's output")
+    ap.add_argument("--trained", default="runs/study/trained", help="the trained sweep's output")
+    ap.add_argument("--out", default="docs/study", help="where results.md and the figures go")
+    args = ap.parse_args()
+    print(f"wrote {write(Path(args.zero), Path(args.trained), Path(args.out))}")
+
+
+if __name__ == "__main__":
+    main()
