@@ -178,7 +178,7 @@ def concat_rows(memory: Memory, groups: int, extra: int = 0) -> Memory:
     with room for `extra` more columns.
 
     Used by the hierarchical topology: experts run as independent rows (they cannot see each other),
-    then the summarizer reads all of them. Its positions continue after the longest expert branch.
+    then the summarizer reads all of them. Its positions continue after the furthest expert branch.
     """
     b = memory.batch // groups
     cache = new_cache(groups * memory.mask.shape[1] + extra)
