@@ -81,16 +81,14 @@ class EvalConfig:
     )
     prompts: str | None = field(
         default=None,
-        metadata={
-            "help": "prompt set: shipped name (default, reference) or YAML/JSON file; unset: the semantics' own"
-        },  # fmt: skip
+        metadata={"help": "prompt set: shipped name (default, reference) or YAML/JSON file; unset: the semantics' own"},
     )
     expert_positions: str = field(
         default="shared",
         metadata={
             "help": "current hierarchical latent_mas: shared (every expert from position 0) | offset (experts "
             "one after another, still blind to each other)"
-        },  # fmt: skip
+        },
     )
     output: str = field(default="runs/eval", metadata={"help": "output directory"})
     allow_code_execution: bool = field(

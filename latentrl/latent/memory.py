@@ -81,7 +81,7 @@ def new_cache(capacity: int = 0) -> DynamicCache:
 class Memory:
     """KV cache of a batch plus a (B, L) mask of its real columns, their position ids and each row's next one.
 
-    Positions count real columns; hierarchical memories built by `concat_rows` hold branches that
+    Positions count real columns; hierarchical memories built by `concat_rows` hold branches that may
     overlap in position, so positions are carried per column rather than derived from the mask.
     """
 
