@@ -84,6 +84,24 @@ def test_rollout_logprobs_equal_recomputed_logprobs(tmp_path, grad_mode, topolog
     assert out["prompt_ids"][0].count(trainer.latent_id) == (3 if topology == "sequential" else 3) * m
 
 
+@pytest.mark.parametrize(
+    "topology,m,kw",
+    [
+        ("sequential", 0, {"semantics": "reference"}),
+        ("hierarchical", 0, {"semantics": "reference"}),
+        ("hierarchical", 2, {"semantics": "reference"}),
+        ("hierarchical", 2, {"expert_positions": "offset"}),
+    ],
+)
+def test_reference_semantics_and_offset_experts_rollout_equals_recompute(tmp_path, topology, m, kw):
+    trainer = make_trainer(tmp_path, "none", topology, m, **kw)
+    out, logps, sampled, valid = rollout_vs_recompute(trainer, grad=False)
+    assert valid.sum() > 8 and (logps - sampled)[valid].abs().max() <= TOL
+    assert out["prompt_ids"][0].count(trainer.latent_id) == 3 * m
+    agents = out[RolloutState.KEY].segments.shape[1]  # the reference at m = 0: the final agent's prompt alone
+    assert agents == (1 if m == 0 and kw.get("semantics") == "reference" else 4)
+
+
 def test_grad_none_reuses_rollout_latents_only_while_the_policy_is_the_rollouts(tmp_path):
     trainer = make_trainer(tmp_path, m=3)
     torch.manual_seed(0)
@@ -172,6 +190,8 @@ def test_pinned_trl_hook_signature():
         ({"topology": "ring"}, "topology"),
         ({"latent_noise_std": 0.1}, "needs grad_mode=full"),
         ({"per_device_train_batch_size": 3, "num_generations": 2}, "num_generations"),
+        ({"semantics": "paper"}, "--semantics takes current | reference"),
+        ({"prompts": "no-such-set"}, "prompt set 'no-such-set'"),
     ],
 )
 def test_bad_recipe_fails_before_any_model_loads(tmp_path, kw, message):

@@ -23,7 +23,12 @@ COLUMNS = (
     ("forwards/q", "forwards", "{:.1f}"),
     ("s/q", "seconds_per_question", "{:.2f}"),
 )
-POINT = ("task", "method", "topology", "latent_steps", "model", "adapter", "train_latent_steps")
+POINT = (
+    "task", "method", "topology", "latent_steps", "model", "adapter", "train_latent_steps",
+    "semantics", "prompts", "expert_positions",
+)  # fmt: skip
+# What a summary written before a key was recorded ran with, so older runs group with their equals.
+BEFORE = {"semantics": "current", "prompts": "default", "expert_positions": "shared"}
 
 
 def _cell(fmt: str, value) -> str:
@@ -42,7 +47,7 @@ def find_summaries(dirs: list[str]) -> list[dict]:
 def group_seeds(summaries: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for s in summaries:
-        groups.setdefault(tuple(s.get(k) for k in POINT), []).append(s)
+        groups.setdefault(tuple(s.get(k, BEFORE.get(k)) for k in POINT), []).append(s)
     return [aggregate(g) for g in groups.values()]
 
 

@@ -75,6 +75,21 @@ class EvalConfig:
             "--max-new-tokens, and an answer cut inside <think> is recorded as think_truncated"
         },
     )
+    semantics: str = field(
+        default="current",
+        metadata={"help": "current | reference: the toolkit's LatentMAS or Gen-Verse/LatentMAS's (README: Semantics)"},
+    )
+    prompts: str | None = field(
+        default=None,
+        metadata={"help": "prompt set: shipped name (default, reference) or YAML/JSON file; unset: the semantics' own"},
+    )
+    expert_positions: str = field(
+        default="shared",
+        metadata={
+            "help": "current hierarchical latent_mas: shared (every expert from position 0) | offset (experts "
+            "one after another, still blind to each other)"
+        },
+    )
     output: str = field(default="runs/eval", metadata={"help": "output directory"})
     allow_code_execution: bool = field(
         default=False, metadata={"help": "run generated code (sandboxed) to score code tasks"}
@@ -127,6 +142,9 @@ class EvalConfig:
                 sampling=sampling,
                 backend=self.backend,
                 think=THINK[self.think],
+                semantics=self.semantics,
+                prompts=self.prompts,
+                expert_positions=self.expert_positions,
             )
         except (ValueError, VLLMUnavailable) as err:
             raise ConfigError(str(err)) from err
@@ -292,6 +310,7 @@ def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: W
     """Run the method on `todo` in batches, score, and append each batch to `path`."""
     lm = cached_model(cfg.model, cfg.device or w.device, cfg.dtype, cfg.adapter)
     rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg.method_config())
+    answer_format = rt.config.prompt_set.answer_format(task.family, task.answer_format)
     method = get_method(cfg.method)
     desc = f"{cfg.task} {cfg.method} m={cfg.latent_steps}" + (f" rank {w.rank}" if w.size > 1 else "")
     per_token = kv_bytes_per_token(lm.model)
@@ -303,7 +322,7 @@ def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: W
             if cfg.temperature > 0:
                 gens = [torch.Generator(lm.device).manual_seed(question_seed(cfg.seed, ex.id)) for ex in batch]
             t0 = time.perf_counter()
-            generations = method(rt, [ex.question for ex in batch], task.answer_format, gens)
+            generations = method(rt, [ex.question for ex in batch], answer_format, gens)
             seconds = (time.perf_counter() - t0) / len(batch)
             scores = score_many(task, [g.text for g in generations], batch)
             store.append(fh, [record(s, ex, g, seconds, per_token) for s, ex, g in zip(scores, batch, generations)])
@@ -344,6 +363,9 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
         "method": cfg.method,
         "topology": "-" if cfg.method == "single" else cfg.topology,
         "latent_steps": cfg.latent_steps if cfg.method == "latent_mas" else 0,
+        "semantics": cfg.semantics,
+        "prompts": cfg.method_config().prompt_set.name,
+        "expert_positions": cfg.expert_positions,
         "seed": cfg.seed,
         "model": cfg.model,
         "adapter": cfg.adapter,

@@ -81,7 +81,7 @@ def new_cache(capacity: int = 0) -> DynamicCache:
 class Memory:
     """KV cache of a batch plus a (B, L) mask of its real columns, their position ids and each row's next one.
 
-    Positions count real columns; hierarchical memories built by `concat_rows` hold branches that
+    Positions count real columns; hierarchical memories built by `concat_rows` hold branches that may
     overlap in position, so positions are carried per column rather than derived from the mask.
     """
 
@@ -178,7 +178,7 @@ def concat_rows(memory: Memory, groups: int, extra: int = 0) -> Memory:
     with room for `extra` more columns.
 
     Used by the hierarchical topology: experts run as independent rows (they cannot see each other),
-    then the summarizer reads all of them. Its positions continue after the longest expert branch.
+    then the summarizer reads all of them. Its positions continue after the furthest expert branch.
     """
     b = memory.batch // groups
     cache = new_cache(groups * memory.mask.shape[1] + extra)

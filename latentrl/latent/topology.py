@@ -3,7 +3,8 @@
 Sequential: agents share one row; each non-final agent's prompt and m latent steps are appended to
 the same KV cache, so agent k reads everything agents 1..k-1 left (also at m = 0: their prompts).
 Hierarchical: experts run as independent rows of one batch (they cannot see each other), their caches
-are then laid side by side into one row per question, which the final agent reads in full.
+are then laid side by side into one row per question, which the final agent reads in full. Each expert
+starts at position 0, or with `offset_experts` after the earlier ones (`trajectory.expert_starts`).
 Both return the memory with the final agent's prompt already prefilled, ready to decode.
 """
 
@@ -16,7 +17,7 @@ from transformers import PreTrainedModel
 
 from latentrl.latent.align import Alignment
 from latentrl.latent.memory import Memory, concat_rows, latent_steps
-from latentrl.latent.trajectory import left_pad
+from latentrl.latent.trajectory import expert_starts, left_pad
 
 
 @dataclass
@@ -71,12 +72,14 @@ def hierarchical_memory(
     pad_id: int,
     noise_std: float = 0.0,
     reserve: int = 0,
+    offset_experts: bool = False,
 ) -> LatentMemory:
     """expert_prompts[expert][question]; experts run as parallel rows, question-major. `reserve` as in
     `sequential_memory`."""
     n_exp, n_q = len(expert_prompts), len(final_prompts)
     flat = [expert_prompts[e][q] for q in range(n_q) for e in range(n_exp)]
     rows = Memory.empty(model, len(flat), max(map(len, flat)) + m)
+    rows.next_pos = expert_starts(expert_prompts, m, offset_experts).to(rows.next_pos.device)
     h = _prefill(rows, flat, pad_id)
     lat, dens = latent_steps(rows, h, m, align, noise_std)
     lat = lat.view(n_q, n_exp, m, lat.shape[-1])
@@ -97,8 +100,11 @@ def build_memory(
     pad_id: int,
     noise_std: float = 0.0,
     reserve: int = 0,
+    offset_experts: bool = False,
 ) -> LatentMemory:
     """The memory of either topology; worker_prompts[agent][question]; `reserve`: the decode budget."""
     if topology == "hierarchical":
-        return hierarchical_memory(model, worker_prompts, final_prompts, m, align, pad_id, noise_std, reserve)
+        return hierarchical_memory(
+            model, worker_prompts, final_prompts, m, align, pad_id, noise_std, reserve, offset_experts
+        )
     return sequential_memory(model, [*worker_prompts, final_prompts], m, align, pad_id, noise_std, reserve)

@@ -93,18 +93,31 @@ def sequential_trajectory(prompts: list[list[list[int]]], m: int, pad_id: int, l
     return Trajectory(ids, mask, positions(mask), lat, torch.zeros_like(ids))
 
 
+def expert_starts(expert_prompts: list[list[list[int]]], m: int, offset: bool) -> torch.Tensor:
+    """(n_q * n_exp,) first position of each expert row, question-major: 0 for all, or with `offset` each
+    expert after the earlier experts' prompts and latent steps, as if they were concatenated. RoPE is
+    relative, so an offset expert computes what it does at 0; only how the summarizer sees it changes."""
+    lengths = torch.tensor([[len(p[q]) + m for p in expert_prompts] for q in range(len(expert_prompts[0]))])
+    return (lengths.cumsum(1) - lengths).flatten() if offset else torch.zeros(lengths.numel(), dtype=torch.long)
+
+
 def hierarchical_trajectory(
-    expert_prompts: list[list[list[int]]], final_prompts: list[list[int]], m: int, pad_id: int, latent_id: int
+    expert_prompts: list[list[list[int]]],
+    final_prompts: list[list[int]],
+    m: int,
+    pad_id: int,
+    latent_id: int,
+    offset_experts: bool = False,
 ) -> Trajectory:
     """Experts as branches (all padded to one common width, as the engine runs them), then the final agent.
 
-    Each branch starts at position 0; the final agent starts after the longest branch.
+    Each branch starts at position 0 (or see `expert_starts`); the final agent starts after the furthest.
     """
     n_exp, n_q = len(expert_prompts), len(final_prompts)
     flat = [expert_prompts[e][q] for q in range(n_q) for e in range(n_exp)]  # question-major, as the engine
     ids, mask, lat = _segment_row([left_pad(flat, pad_id)], m, latent_id, final=False)
     width = ids.shape[1]
-    e_pos = positions(mask)
+    e_pos = (expert_starts(expert_prompts, m, offset_experts)[:, None] + mask.cumsum(1) - 1).clamp_min(0)
     start = e_pos[:, -1].view(n_q, n_exp).max(1).values + 1
     f_ids, f_mask = left_pad(final_prompts, pad_id)
     branch = torch.arange(1, n_exp + 1).repeat_interleave(width).expand(n_q, -1)
@@ -124,10 +137,11 @@ def build_trajectory(
     m: int,
     pad_id: int,
     latent_id: int,
+    offset_experts: bool = False,
 ) -> Trajectory:
     """The row layout of either topology, matching `build_memory` column for column."""
     if topology == "hierarchical":
-        return hierarchical_trajectory(worker_prompts, final_prompts, m, pad_id, latent_id)
+        return hierarchical_trajectory(worker_prompts, final_prompts, m, pad_id, latent_id, offset_experts)
     return sequential_trajectory([*worker_prompts, final_prompts], m, pad_id, latent_id)
 
 

@@ -23,8 +23,10 @@ from latentrl.latent import build_memory, get_alignment, left_pad, sequential_me
 from latentrl.latent.diagnostics import latent_stats
 from latentrl.latent.memory import Memory
 from latentrl.mas.decode import Decoded, Generators, Sampling, decode
-from latentrl.mas.prompts import agent_message, check_think, latent_prompts, render, text_context, think_truncated
+from latentrl.mas.prompts import check_think, latent_prompts, render, text_context, think_truncated
+from latentrl.mas.promptset import PromptSet, load_prompt_set
 from latentrl.mas.roles import SOLVER, topology
+from latentrl.mas.semantics import DEFAULT_PROMPTS, check_semantics, layout
 from latentrl.mas.vllm_decode import check_backend, decode_final
 from latentrl.tasks.answers import strip_think
 
@@ -39,12 +41,28 @@ class MethodConfig:
     sampling: Sampling = field(default_factory=Sampling)
     backend: str = field(default="hf", metadata={"help": "latent_mas final-agent decode: hf | vllm (sequential)"})
     think: bool | None = field(default=None, metadata={"help": "chat templates' enable_thinking; None: their default"})
+    semantics: str = field(default="current", metadata={"help": "latent_mas: current | reference (see semantics.py)"})
+    prompts: str | None = field(
+        default=None, metadata={"help": "prompt set: shipped name or file; None: the semantics' own"}
+    )
+    expert_positions: str = field(
+        default="shared",
+        metadata={"help": "current hierarchical: shared (each expert from position 0) | offset (one after another)"},
+    )
 
     def __post_init__(self) -> None:
         topology(self.topology)  # validates the name
         if self.latent_steps < 0:
             raise ValueError(f"latent steps must be >= 0, got {self.latent_steps}")
+        check_semantics(self.semantics, self.expert_positions)
+        if self.backend == "vllm" and self.semantics == "reference":
+            raise ValueError("--backend vllm runs --semantics current only; use --backend hf for the reference")
         check_backend(self.backend, self.topology)
+        self.prompt_set  # noqa: B018  (loads and checks the prompt set now, before any model)
+
+    @functools.cached_property
+    def prompt_set(self) -> PromptSet:
+        return load_prompt_set(self.prompts or DEFAULT_PROMPTS[self.semantics])
 
 
 @dataclass
@@ -134,7 +152,8 @@ def _text(rt: Runtime, d: Decoded) -> str:
 
 def _speak(rt: Runtime, role: str, messages: list[str], gen: Generators) -> list[AgentTrace]:
     """One text agent turn per message, batched: fresh memory, prefill, decode."""
-    prompts = [render(rt.tokenizer, msg, rt.config.think) for msg in messages]
+    system = rt.config.prompt_set.system
+    prompts = [render(rt.tokenizer, msg, rt.config.think, system) for msg in messages]
     ids, mask = left_pad(prompts, rt.pad_id, rt.model.device)
     memory = Memory.empty(rt.model, len(messages), ids.shape[1] + rt.config.sampling.max_new_tokens)
     h = memory.forward_ids(ids, mask)[:, -1]
@@ -151,26 +170,29 @@ def _trace(rt: Runtime, role: str, d: Decoded, prompt: list[int]) -> AgentTrace:
 @register("single")
 @torch.no_grad()
 def single(rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None) -> list[Generation]:
-    said = _speak(rt, SOLVER.name, [agent_message(SOLVER, q, answer_format) for q in questions], gen)
+    msgs = [rt.config.prompt_set.message(SOLVER, q, answer_format=answer_format) for q in questions]
+    said = _speak(rt, SOLVER, msgs, gen)
     return [Generation(t.text, [t]) for t in said]
 
 
 @register("text_mas")
 @torch.no_grad()
 def text_mas(rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None) -> list[Generation]:
-    *workers, final = topology(rt.config.topology)
+    topo, prompts = rt.config.topology, rt.config.prompt_set
+    *workers, final = topology(topo)
     traces: list[list[AgentTrace]] = [[] for _ in questions]
     passed: list[list[tuple[str, str]]] = [[] for _ in questions]  # what each question's next agents read
-    hierarchical = rt.config.topology == "hierarchical"
+    hierarchical = topo == "hierarchical"
     for role in workers:
         msgs = [
-            agent_message(role, q, context=None if hierarchical else text_context(p)) for q, p in zip(questions, passed)
+            prompts.message(f"{topo}/{role}", q, None if hierarchical else text_context(p), answer_format)
+            for q, p in zip(questions, passed)
         ]
-        for i, t in enumerate(_speak(rt, role.name, msgs, gen)):
+        for i, t in enumerate(_speak(rt, role, msgs, gen)):
             traces[i].append(t)
-            passed[i].append((role.name, strip_think(t.text) if rt.config.strip_think else t.text))
-    msgs = [agent_message(final, q, answer_format, text_context(p)) for q, p in zip(questions, passed)]
-    return [Generation(t.text, traces[i] + [t]) for i, t in enumerate(_speak(rt, final.name, msgs, gen))]
+            passed[i].append((role, strip_think(t.text) if rt.config.strip_think else t.text))
+    msgs = [prompts.message(f"{topo}/{final}", q, text_context(p), answer_format) for q, p in zip(questions, passed)]
+    return [Generation(t.text, traces[i] + [t]) for i, t in enumerate(_speak(rt, final, msgs, gen))]
 
 
 @register("latent_mas")
@@ -179,22 +201,29 @@ def latent_mas(rt: Runtime, questions: list[str], answer_format: str, gen: Gener
     cfg = rt.config
     m = cfg.latent_steps
     *workers, final = topology(cfg.topology)
+    lay = layout(cfg.semantics, cfg.topology, m)
+    workers = workers if lay.workers_run else []
     align = get_alignment(rt.model, cfg.align, cfg.align_lambda)
-    worker_prompts, final_prompts = latent_prompts(rt.tokenizer, cfg.topology, questions, answer_format, cfg.think)
-    if rt.progress is not None:
-        rt.progress("+".join(r.name for r in workers) + " (latent)", 0, len(questions))
+    worker_prompts, final_prompts = latent_prompts(
+        rt.tokenizer, cfg.topology, questions, answer_format, cfg.think, cfg.prompt_set, lay
+    )
+    if rt.progress is not None and workers:
+        rt.progress("+".join(workers) + " (latent)", 0, len(questions))
     if cfg.backend == "vllm":  # the same latents; vLLM prefills the whole context from its embeddings
         lm = sequential_memory(rt.model, [*worker_prompts, final_prompts], m, align, rt.pad_id, prefill_final=False)
         decoded = decode_final(rt, worker_prompts, final_prompts, lm.latents, gen)
     else:
         budget = cfg.sampling.max_new_tokens  # KV room for the decode
-        lm = build_memory(rt.model, cfg.topology, worker_prompts, final_prompts, m, align, rt.pad_id, reserve=budget)
-        decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen, on_step=rt.on_step(final.name))
-    norm, cos = latent_stats(rt.model, torch.cat(lm.latents, 1))
+        lm = build_memory(
+            rt.model, lay.topology, worker_prompts, final_prompts, m, align, rt.pad_id,
+            reserve=budget, offset_experts=cfg.expert_positions == "offset",
+        )  # fmt: skip
+        decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen, on_step=rt.on_step(final))
+    norm, cos = latent_stats(rt.model, torch.cat(lm.latents, 1)) if m else (None, None)
     out = []
     for i, d in enumerate(decoded):
-        agents = [AgentTrace(r.name, 0, 1 + m, m, None, len(worker_prompts[k][i]) + m) for k, r in enumerate(workers)]
-        agents.append(_trace(rt, final.name, d, final_prompts[i]))
+        agents = [AgentTrace(r, 0, 1 + m, m, None, len(worker_prompts[k][i]) + m) for k, r in enumerate(workers)]
+        agents.append(_trace(rt, final, d, final_prompts[i]))
         stats = {} if m == 0 else {"latent_norm": float(norm[i]), "latent_cos": float(cos[i])}
         out.append(Generation(agents[-1].text, agents, int(lm.memory_length[i]), **stats))
     return out

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from transformers import PreTrainedTokenizerBase
 
-from latentrl.mas.roles import Role, topology
-
-
-def agent_message(role: Role, question: str, answer_format: str | None = None, context: str | None = None) -> str:
-    """The user message of one agent: its instruction, what it receives from others, the question,
-    and (final agent only) the answer format."""
-    parts = [role.instruction]
-    if context:
-        parts.append(context)
-    parts.append(f"Question: {question}")
-    if answer_format:
-        parts.append(answer_format)
-    return "\n\n".join(parts)
+from latentrl.mas.promptset import PromptSet, shipped
+from latentrl.mas.roles import topology
+from latentrl.mas.semantics import Layout
 
 
 def text_context(messages: list[tuple[str, str]]) -> str | None:
@@ -25,13 +15,6 @@ def text_context(messages: list[tuple[str, str]]) -> str | None:
         return None
     body = "\n\n".join(f"[{name}]\n{text.strip()}" for name, text in messages)
     return f"Outputs of the other agents:\n\n{body}"
-
-
-def latent_context(names: list[str]) -> str | None:
-    """LatentMAS: the earlier agents wrote no text; their reasoning is in the shared KV memory."""
-    if not names:
-        return None
-    return f"The reasoning of the other agents ({', '.join(names)}) is in your working memory as latent thoughts."
 
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -46,15 +29,18 @@ def check_think(tokenizer: PreTrainedTokenizerBase, think: bool | None) -> None:
         raise ValueError("--think needs a chat template that reads enable_thinking (as Qwen3's); this model's does not")
 
 
-def render(tokenizer: PreTrainedTokenizerBase, message: str, think: bool | None = None) -> list[int]:
-    """Token ids of one user turn plus the assistant header, as the chat template writes them.
+def render(
+    tokenizer: PreTrainedTokenizerBase, message: str, think: bool | None = None, system: str | None = None
+) -> list[int]:
+    """Token ids of one user turn (after a system turn, if given) plus the assistant header, as the chat
+    template writes them.
 
     `think` is passed to the template as `enable_thinking`; None leaves the template's own default."""
     check_think(tokenizer, think)
     extra = {} if think is None else {"enable_thinking": think}
-    ids = tokenizer.apply_chat_template(
-        [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=True, return_dict=False, **extra
-    )
+    turns = [{"role": "system", "content": system}] if system else []
+    turns.append({"role": "user", "content": message})
+    ids = tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=True, return_dict=False, **extra)
     return list(ids)
 
 
@@ -72,17 +58,24 @@ def latent_prompts(
     questions: list[str],
     answer_format: str,
     think: bool | None = None,
+    prompts: PromptSet | None = None,
+    layout: Layout | None = None,
 ) -> tuple[list[list[list[int]]], list[list[int]]]:
     """LatentMAS prompt ids: workers[agent][question] and final[question]; shared by inference and training.
-    `think`: as in `render`."""
+
+    `think`: as in `render`. `prompts`: the prompt set (default: the shipped `default`). `layout`: how the
+    engine runs the topology (`semantics.layout`; default: the topology itself); it says whose memory each
+    agent reads (the set's note names them), and when the workers do not run their prompts are left out."""
+    prompts = prompts or shipped("default")
+    layout = layout or Layout(topology_name, True)
     *workers, final = topology(topology_name)
-    hierarchical = topology_name == "hierarchical"
-    worker_prompts = []
-    for k, role in enumerate(workers):
-        earlier = [] if hierarchical else [r.name for r in workers[:k]]
-        worker_prompts.append(
-            [render(tokenizer, agent_message(role, q, context=latent_context(earlier)), think) for q in questions]
-        )
-    note = latent_context([r.name for r in workers])
-    final_prompts = [render(tokenizer, agent_message(final, q, answer_format, note), think) for q in questions]
-    return worker_prompts, final_prompts
+    if not layout.workers_run:
+        workers = []
+
+    def ids(role: str, q: str, read: list[str]) -> list[int]:
+        message = prompts.message(f"{topology_name}/{role}", q, prompts.note(read), answer_format)
+        return render(tokenizer, message, think, prompts.system)
+
+    chained = layout.topology == "sequential"  # each worker reads the earlier ones; parallel experts read none
+    worker_prompts = [[ids(r, q, workers[:k] if chained else []) for q in questions] for k, r in enumerate(workers)]
+    return worker_prompts, [ids(final, q, workers) for q in questions]

@@ -11,7 +11,9 @@ from trl import GRPOConfig
 
 from latentrl.latent.align import MODES
 from latentrl.mas.prompts import THINK
+from latentrl.mas.promptset import load_prompt_set
 from latentrl.mas.roles import TOPOLOGIES
+from latentrl.mas.semantics import DEFAULT_PROMPTS, check_semantics
 from latentrl.models import DEFAULT_MODEL
 from latentrl.tasks import get_task
 
@@ -71,6 +73,15 @@ class LatentGRPOConfig(GRPOConfig):
         default=None,
         metadata={"help": "on | off: enable_thinking for chat templates that take it (Qwen3); unset: the template's"},
     )
+    semantics: str = field(
+        default="current", metadata={"help": "current | reference: the toolkit's LatentMAS or the reference's"}
+    )
+    prompts: str | None = field(
+        default=None, metadata={"help": "prompt set: shipped name or YAML/JSON file; unset: the semantics' own"}
+    )
+    expert_positions: str = field(
+        default="shared", metadata={"help": "current hierarchical: shared (experts from position 0) | offset"}
+    )
     align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
     align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer"})
     format_reward: float = field(default=0.0, metadata={"help": "weight of the answer-format reward (0 = off)"})
@@ -99,6 +110,11 @@ class LatentGRPOConfig(GRPOConfig):
             problems.append("latent_noise_std > 0 needs grad_mode=full (the noise density's gradient runs through h)")
         if self.think not in THINK:
             problems.append(f"think takes on | off, got '{self.think}' (leave it out for the template's default)")
+        try:
+            check_semantics(self.semantics, self.expert_positions)
+            load_prompt_set(self.prompt_set_name)
+        except (ValueError, FileNotFoundError) as err:
+            problems.append(str(err))
         if self.align not in MODES:
             problems.append(f"align must be one of {MODES}, got '{self.align}'")
         if self.train_data not in TRAIN_DATA:
@@ -115,6 +131,10 @@ class LatentGRPOConfig(GRPOConfig):
         if problems:
             raise ValueError("bad GRPO recipe: " + "; ".join(problems))
         super().__post_init__()  # TRL's own checks: batch / num_generations compatibility, ...
+
+    @property
+    def prompt_set_name(self) -> str:
+        return self.prompts or DEFAULT_PROMPTS[self.semantics]
 
     def unsupported_generation_options(self) -> list[str]:
         """Options TRL would honour in its own generate but the latent rollout would silently ignore."""

@@ -40,8 +40,11 @@ from latentrl.latent.memory import expand_rows, gaussian_log_kernel, new_cache
 from latentrl.latent.trajectory import Trajectory
 from latentrl.mas.decode import Sampling, decode
 from latentrl.mas.prompts import THINK, check_think, latent_prompts
+from latentrl.mas.promptset import load_prompt_set
+from latentrl.mas.semantics import layout
 from latentrl.models import eos_token_ids
 from latentrl.rl.config import LatentGRPOConfig
+from latentrl.tasks import get_task
 
 
 def causal_lm(model: torch.nn.Module) -> PreTrainedModel:
@@ -147,10 +150,14 @@ class LatentGRPOTrainer(GRPOTrainer):
     args: LatentGRPOConfig
 
     def __init__(self, *args, answer_format: str, **kwargs):
-        self.answer_format = answer_format
         self._state: RolloutState | None = None  # the rollout state of the batch being scored, during that call only
         kwargs.setdefault("rollout_func", latent_rollout)
         super().__init__(*args, **kwargs)
+        a = self.args
+        self.prompts = load_prompt_set(a.prompt_set_name)
+        self.answer_format = self.prompts.answer_format(get_task(a.task).family, answer_format)
+        self.layout = layout(a.semantics, a.topology, a.latent_steps)  # the engine's topology, whether workers run
+        self.offset_experts = a.expert_positions == "offset"
         tok = self.processing_class
         self.latent_id = latent_token_id(tok)
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -188,7 +195,10 @@ class LatentGRPOTrainer(GRPOTrainer):
         m = self.args.latent_steps
         split = [split_row(r, lengths, m) for r, lengths in zip(prompt_rows, state.segments.tolist())]
         workers = [[w[a] for w, _ in split] for a in range(len(split[0][0]))]
-        return build_trajectory(self.args.topology, workers, [f for _, f in split], m, self.pad_id, self.latent_id)
+        finals = [f for _, f in split]
+        return build_trajectory(
+            self.layout.topology, workers, finals, m, self.pad_id, self.latent_id, self.offset_experts
+        )
 
     def _reuses_latents(self, state: RolloutState) -> bool:
         """True for the loss forward (grad on) of grad_mode 'none' at the optimizer step of the rollout:
@@ -331,7 +341,9 @@ def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, 
     prefills and latent steps are identical) and branch at the final agent's decode."""
     args, tok = trainer.args, trainer.processing_class
     m, noise = args.latent_steps, args.latent_noise_std if args.latent_steps else 0.0
-    workers, finals = latent_prompts(tok, args.topology, prompts, trainer.answer_format, THINK[args.think])
+    workers, finals = latent_prompts(
+        tok, args.topology, prompts, trainer.answer_format, THINK[args.think], trainer.prompts, trainer.layout
+    )
     distinct: dict[str, int] = {}
     index = [distinct.setdefault(repr(p), len(distinct)) for p in prompts]
     share = args.share_worker_rollouts and not noise and len(distinct) < len(prompts)
@@ -348,8 +360,9 @@ def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, 
         was_training = lm.training
         lm.eval()
         mem = build_memory(
-            lm, args.topology, [[w[i] for i in first] for w in workers], [finals[i] for i in first], m,
+            lm, trainer.layout.topology, [[w[i] for i in first] for w in workers], [finals[i] for i in first], m,
             trainer.alignment(lm), trainer.pad_id, noise, reserve=0 if share else args.max_completion_length,
+            offset_experts=trainer.offset_experts,
         )  # fmt: skip
         memory, h_last, latents, logq = mem.memory, mem.h_last, mem.latents, mem.logdensity
         if share:

@@ -45,7 +45,7 @@ def make(name: str, config: str, olmo_task: str) -> Task:
         )
         return [to_example(r, i) for i, r in enumerate(rows)]
 
-    return register(Task(name, HUB_ID, choice.ANSWER_FORMAT, load, choice.score))
+    return register(Task(name, HUB_ID, choice.ANSWER_FORMAT, load, choice.score, family="choice"))
 
 
 ARC_EASY = make("arc_easy", "ARC-Easy", "arc_easy")

@@ -144,7 +144,16 @@ def load_mbpp(source: str, data_file: str | None) -> list[Example]:
 
 
 MBPP_PLUS = register(
-    Task("mbpp_plus", MBPP_HUB_ID, ANSWER_FORMAT, load_mbpp, score, executes_code=True, offline_name="mbpp_base")
+    Task(
+        "mbpp_plus",
+        MBPP_HUB_ID,
+        ANSWER_FORMAT,
+        load_mbpp,
+        score,
+        executes_code=True,
+        offline_name="mbpp_base",
+        family="code",
+    )
 )
 HUMANEVAL_PLUS = register(
     Task(
@@ -155,5 +164,6 @@ HUMANEVAL_PLUS = register(
         score,
         executes_code=True,
         offline_name="humaneval_base",
+        family="code",
     )
 )

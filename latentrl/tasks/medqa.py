@@ -33,4 +33,4 @@ def load(source: str, data_file: str | None) -> list[Example]:
     return [to_example(r, i) for i, r in enumerate(rows)]
 
 
-TASK = register(Task("medqa", HUB_ID, choice.ANSWER_FORMAT, load, choice.score))
+TASK = register(Task("medqa", HUB_ID, choice.ANSWER_FORMAT, load, choice.score, family="choice"))

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+FAMILIES = ("math", "choice", "code")  # how an answer is asked for: a number, a letter, a program
+
 
 class DataUnavailable(RuntimeError):
     """A task's data could not be found; the message names the hub id and the --data-file option."""
@@ -39,6 +41,11 @@ class Task:
     on_hub: bool = True  # False: no hub copy (generated data), so `auto` means the offline set
     offline_name: str | None = None  # the name results on the offline copy are reported under, when that
     # copy is not the benchmark itself (offline MBPP+ holds only MBPP's base tests: 'mbpp_base')
+    family: str = "math"  # one of FAMILIES: picks the final agent's instruction in a prompt set that has one
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"task '{self.name}': family must be one of {FAMILIES}, got '{self.family}'")
 
 
 TASKS: dict[str, Task] = {}

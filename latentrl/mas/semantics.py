@@ -1,0 +1,39 @@
+"""Semantics: which LatentMAS method the engine runs, the toolkit's (`current`) or the reference's.
+
+current: the hierarchical experts run as independent rows whose caches are concatenated for the
+summarizer; at m = 0 the final agent still reads the earlier agents' prompts (DESIGN.md §3).
+reference: what Gen-Verse/LatentMAS computes, for comparisons with its numbers. Both topologies are
+one growing cache in agent order (its hierarchical topology is its sequential pipeline with the
+hierarchical prompts), and at m = 0 the final agent decodes on its own prompt alone. The engine is the
+same; only the layout differs, and batching stays exact (the reference itself is not batch-invariant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEMANTICS = ("current", "reference")
+DEFAULT_PROMPTS = {"current": "default", "reference": "reference"}  # the prompt set each semantics uses
+EXPERT_POSITIONS = ("shared", "offset")
+
+
+@dataclass(frozen=True)
+class Layout:
+    topology: str  # the engine topology: sequential (one growing cache) or hierarchical (parallel experts)
+    workers_run: bool  # False: no worker runs; the final agent decodes on its own prompt alone
+
+
+def layout(semantics: str, topology: str, latent_steps: int) -> Layout:
+    """How the engine runs `topology` at m = latent_steps under `semantics`."""
+    if semantics == "reference":
+        return Layout("sequential", latent_steps > 0)
+    return Layout(topology, True)
+
+
+def check_semantics(semantics: str, expert_positions: str) -> None:
+    if semantics not in SEMANTICS:
+        raise ValueError(f"--semantics takes {' | '.join(SEMANTICS)}, got '{semantics}'")
+    if expert_positions not in EXPERT_POSITIONS:
+        raise ValueError(f"--expert-positions takes {' | '.join(EXPERT_POSITIONS)}, got '{expert_positions}'")
+    if semantics == "reference" and expert_positions != "shared":
+        raise ValueError("--expert-positions offset applies to --semantics current (the reference's are contiguous)")
