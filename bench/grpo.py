@@ -2,15 +2,18 @@
 
     .venv/bin/python bench/grpo.py [--m 8] [--completion 32] [--batch 4] [--generations 4] [--rounds 3]
     .venv/bin/python bench/grpo.py --generations 8 --batch 8 --sides latent,unshared   # shared worker rollouts
+    .venv/bin/python bench/grpo.py --loss-only --sides latent,unshared   # shared prompt in the loss forward
 
 The trainers run in this one process on the embedded model with the same LoRA, batch, group size, reward
 and the same total tokens per sample: stock TRL gets a plain-text prompt as long as the latent trajectory's
 prompt row (all agents' prompt tokens plus the latent columns), and both generate exactly `--completion`
 tokens (EOS disabled), so the sides differ only by the latent pipeline. `recompute` is latent GRPO with
 reuse_rollout_latents=false (the loss forward reruns the latent recurrence); `unshared` is latent GRPO with
-share_worker_rollouts=false (each generation runs its own workers). The sides alternate
-(`--steps` optimizer steps each per round) and the ratio of median step times is printed; the first step
-of each round is dropped as warm-up. Rollout time (the rollout_func alone) is reported beside step time.
+share_worker_rollouts=false (each generation runs its own workers, and the loss forward runs each row's
+whole prompt). `--loss-only` times the loss forward and backward alone, every side on one same rollout.
+The sides alternate (`--steps` optimizer steps each per round) and the ratio of median step times is
+printed; the first step of each round is dropped as warm-up. Rollout time (the rollout_func alone) is
+reported beside step time.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from latentrl.mas.prompts import latent_prompts  # noqa: E402
 from latentrl.models import load_model  # noqa: E402
 from latentrl.rl.config import LatentGRPOConfig  # noqa: E402
 from latentrl.rl.rewards import correctness_reward  # noqa: E402
-from latentrl.rl.trainer import LatentGRPOTrainer  # noqa: E402
+from latentrl.rl.trainer import LatentGRPOTrainer, RolloutState  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
 
 
@@ -61,6 +64,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=3, help="optimizer steps per side per round")
     ap.add_argument("--rollouts-only", action="store_true", help="time the latent rollout_func alone, no training")
+    ap.add_argument("--loss-only", action="store_true", help="time the loss forward + backward alone")
     ap.add_argument(
         "--sides", default="latent,recompute,stock",
         help="latent: grad_mode none reusing the rollout latents; recompute: reuse_rollout_latents=false; "
@@ -120,8 +124,8 @@ def main() -> None:
         )  # fmt: skip
         trainers[side].stop_ids = []  # fixed completion length, as min_new_tokens does for stock TRL
         trainers[side].rollout_func = timed(trainers[side].rollout_func, rollout_times.setdefault(side, []))
-    if args.rollouts_only:
-        time_rollouts(trainers, [e.question for e in examples], args)
+    if args.rollouts_only or args.loss_only:
+        (time_losses if args.loss_only else time_rollouts)(trainers, [e.question for e in examples], args)
         return
     timers = {side: StepTimer() for side in trainers}
     for side, trainer in trainers.items():
@@ -169,6 +173,40 @@ def time_rollouts(trainers: dict, questions: list[str], args) -> None:
     print("median rollout: " + ", ".join(f"{side} {t:.2f} s" for side, t in med.items()))
     if "latent" in med and "unshared" in med:
         print(f"unshared / shared rollout = {med['unshared'] / med['latent']:.2f}x")
+
+
+def time_losses(trainers: dict, questions: list[str], args) -> None:
+    """Median seconds of the log-prob forward and backward of one batch (its prompts `--generations` times),
+    every side on the same rollout, sides alternating, `--steps` per side per round, the first dropped."""
+    prompts = [q for q in questions[: args.batch // args.generations] for _ in range(args.generations)]
+    first = next(iter(trainers.values()))
+    torch.manual_seed(0)
+    out = first.rollout_func(prompts, first)
+    P, C = max(map(len, out["prompt_ids"])), max(map(len, out["completion_ids"]))
+    pad = [(P - len(r), C - len(c)) for r, c in zip(out["prompt_ids"], out["completion_ids"])]
+    ids = torch.tensor(
+        [[0] * a + r + c + [0] * b for (a, b), r, c in zip(pad, out["prompt_ids"], out["completion_ids"])]
+    )
+    mask = torch.tensor([[0] * a + [1] * (P - a + C - b) + [0] * b for a, b in pad])
+    kept = {side: [] for side in trainers}
+    for r in range(args.rounds):
+        for side in list(trainers) if r % 2 == 0 else list(reversed(trainers)):
+            trainer, times = trainers[side], []
+            trainer.model.train()
+            for _ in range(args.steps):
+                t0 = time.perf_counter()
+                with trainer.scoring(out[RolloutState.KEY]):
+                    logps = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, C)[0]
+                logps.sum().backward()
+                times.append(time.perf_counter() - t0)
+                trainer.model.zero_grad()
+            kept[side] += times[1:]
+            print(f"  round {r} {side:9s}: " + " ".join(f"{t:.2f}" for t in times) + " s/loss")
+    med = {side: statistics.median(t) for side, t in kept.items()}
+    print(f"prompt row {P} columns, completions {C}; median loss forward+backward: "
+          + ", ".join(f"{side} {t:.2f} s" for side, t in med.items()))  # fmt: skip
+    if "latent" in med and "unshared" in med:
+        print(f"unshared / shared loss = {med['unshared'] / med['latent']:.2f}x")
 
 
 def timed(func, times: list[float]):
