@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from latentrl.rl.data import train_dataset
 from latentrl.tasks import get_task
 from latentrl.tasks.chains import generate, split_of
@@ -18,8 +20,8 @@ def solve(question: str) -> int:
 
 def test_no_test_problem_occurs_in_training():
     test = {r["question"] for r in generate(300, "test")}
-    train = train_dataset("chains", None, 5000, seed=3)["prompt"]
-    assert len(test) == 300 and len(set(train)) == 5000
+    train = train_dataset("chains", None, 1200, seed=3)["prompt"]
+    assert len(test) == 300 and len(set(train)) == 1200
     assert not test & set(train)
     assert {split_of(q) for q in test} == {"test"} and {split_of(q) for q in train[:500]} == {"train"}
 
@@ -38,3 +40,8 @@ def test_scored_like_gsm8k():
     ex = task.load("auto", None)[0]
     assert task.score(f"so \\boxed{{{ex.gold}}}", ex).correct
     assert not task.score(f"so \\boxed{{{int(ex.gold) + 1}}}", ex).correct
+
+
+def test_asking_for_more_problems_than_a_level_has_is_a_clear_error():
+    with pytest.raises(ValueError, match="only .* distinct level-1 train problems exist"):
+        generate(3000, "train")

@@ -5,7 +5,8 @@ each: "Start with 12. Add 7. Multiply by 2. What number do you have now?". Its `
 operations. The embedded SmolLM2-135M solves about one level-2 problem in eight unaided (the longer
 word problems of an earlier version: none), so there is room both ways. Which split a problem belongs
 to is decided by a hash of its text, so train and test are disjoint by construction, whatever the seeds
-and sizes. Level 3 alone has ~29 x 20^3 = 232,000 distinct problems, far more than any run draws.
+and sizes. Level 3 alone has ~29 x 20^3 = 232,000 distinct problems, far more than any run draws; level 1
+has only ~580 (asking `generate` for more than exist is an error).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from latentrl.tasks.sources import read_file
 ANSWER_FORMAT = "Work it out step by step, then put the final number in \\boxed{}."
 LEVELS = (1, 2, 3)
 SPLITS = ("train", "test")
+MAX_MISSES = 20_000  # draws in a row without a new problem: the level's space is used up
 EVAL_SIZE = 300  # the fixed evaluation set: 100 test-split problems per level
 STEPS = {"+": "Add {k}.", "-": "Subtract {k}.", "*": "Multiply by {k}."}
 
@@ -53,13 +55,17 @@ def generate(n: int, split: str, seed: int = 0, levels: tuple[int, ...] = LEVELS
     """n distinct problems of `split`, levels in turn; rows in GSM8K's schema plus `level`."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
-    rng, rows, seen = random.Random(f"chains-{split}-{seed}"), [], set()
+    rng, rows, seen, misses = random.Random(f"chains-{split}-{seed}"), [], set(), 0
     while len(rows) < n:
         level = levels[len(rows) % len(levels)]
         question, answer = problem(rng, level)
         if split_of(question) == split and question not in seen:
             seen.add(question)
             rows.append({"question": question, "answer": f"#### {answer}", "level": level})
+            misses = 0
+        elif (misses := misses + 1) > MAX_MISSES:  # level 1 has only ~580 problems in all, ~460 of them train
+            have = sum(r["level"] == level for r in rows)
+            raise ValueError(f"chains: only {have} distinct level-{level} {split} problems exist; ask for fewer")
     return rows
 
 
