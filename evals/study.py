@@ -31,7 +31,7 @@ def load_points(root: Path) -> list[dict]:
     points = []
     for path in sorted(root.rglob("summary.json")):
         rows = [json.loads(line) for line in (path.parent / "predictions.jsonl").read_text().splitlines() if line]
-        points.append({**json.loads(path.read_text()), "correct": {r["id"]: r["correct"] for r in rows}})
+        points.append({"seeds": 1, **json.loads(path.read_text()), "correct": {r["id"]: r["correct"] for r in rows}})
     return points
 
 
