@@ -2,11 +2,12 @@
 
 A problem starts from a number and applies 1-3 operations (add, subtract, multiply), one short sentence
 each: "Start with 12. Add 7. Multiply by 2. What number do you have now?". Its `level` is the number of
-operations. The embedded SmolLM2-135M solves about one level-2 problem in eight unaided (the longer
-word problems of an earlier version: none), so there is room both ways. Which split a problem belongs
-to is decided by a hash of its text, so train and test are disjoint by construction, whatever the seeds
-and sizes. Level 3 alone has ~29 x 20^3 = 232,000 distinct problems, far more than any run draws; level 1
-has only ~580 (asking `generate` for more than exist is an error).
+operations. The embedded SmolLM2-135M, as a single agent, solves 32% / 11% / 7% of levels 1 / 2 / 3 of
+the test set (the longer word problems of an earlier version: none of 16), so there is room both ways.
+Which split a problem belongs to is decided by a hash of its text, so train and test are disjoint by
+construction, whatever the seeds and sizes. Level 3 has 203,898 distinct problems (enumerated), far more
+than any run draws; level 1 has only 552, 435 of them train (asking `generate` for more than exist is an
+error).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def generate(n: int, split: str, seed: int = 0, levels: tuple[int, ...] = LEVELS
             seen.add(question)
             rows.append({"question": question, "answer": f"#### {answer}", "level": level})
             misses = 0
-        elif (misses := misses + 1) > MAX_MISSES:  # level 1 has only ~580 problems in all, ~460 of them train
+        elif (misses := misses + 1) > MAX_MISSES:  # e.g. level 1: 552 problems, 435 train
             have = sum(r["level"] == level for r in rows)
             raise ValueError(f"chains: only {have} distinct level-{level} {split} problems exist; ask for fewer")
     return rows
