@@ -143,6 +143,8 @@ def main() -> None:
     ap.add_argument("--trained", default="runs/study/trained", help="the trained sweep's output")
     ap.add_argument("--out", default="docs/study", help="where results.md and the figures go")
     args = ap.parse_args()
+    if not any(Path(d).rglob("summary.json") for d in (args.zero, args.trained) if Path(d).is_dir()):
+        raise SystemExit(f"study: error: no finished point under {args.zero} or {args.trained} (run the study first)")
     print(f"wrote {write(Path(args.zero), Path(args.trained), Path(args.out))}")
 
 
