@@ -15,6 +15,8 @@ from latentrl.tasks.gsm8k import gold_of, score
         ("\\fbox{7}", "7"),
         ("\\boxed{unclosed", None),
         ("no box at all", None),
+        ("\\boxed{}", None),  # the instruction's placeholder, echoed
+        ("\\boxed{3} then \\boxed{ }", "3"),  # an empty box does not hide the answer before it
     ],
 )
 def test_last_boxed(text, boxed):
@@ -115,6 +117,8 @@ def test_strict_and_flexible_readings():
     assert extract_math("so the answer is 42.") == (None, "42")
     assert extract_math("so the answer is 18 - 3 = 15.") == (None, "15")
     assert extract_math("we get 3 then 7") == (None, "7")
+    # A policy trained with a format reward wrote this: the empty box is no answer; the sentence is.
+    assert extract_math("72 / \\boxed{} = 21\n\nThe final answer is 21.") == (None, "21")
     s = score("so the answer is 42.", Example("0", "q", "42"))
     assert s.correct and not s.correct_strict and s.strict is None
     s = score("garbage", Example("0", "q", "42"))

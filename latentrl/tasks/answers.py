@@ -3,7 +3,7 @@
 Every output first loses its thinking: closed <think>...</think> blocks, everything before a lone
 </think> (chat templates that open the block in the prompt), and everything after an unclosed <think>.
 Unicode minus signs (U+2212, en dash, ...) are read as '-'. Then two readings, reported side by side:
-- strict: the last brace-balanced \\boxed{...} (or \\fbox{...}, \\boxed 5); the format the prompt asks for;
+- strict: the last non-empty brace-balanced \\boxed{...} (or \\fbox{...}, \\boxed 5); the format the prompt asks for;
 - flexible: strict, else the value the last "the answer is ..." / "Answer: ..." sentence concludes with
   ('18 - 3 = 15' -> '15'), else the last number in the text.
 A missing answer is None and scores as wrong; it never raises.
@@ -52,21 +52,27 @@ def conclusion(sentence: str) -> str:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} / \\fbox{...} with balanced braces, or of `\\boxed 5`."""
+    """Content of the last non-empty \\boxed{...} / \\fbox{...} with balanced braces, or of `\\boxed 5`.
+
+    An empty box is the instruction's placeholder echoed ("I put it in \\boxed{}"), not an answer: it neither
+    hides the answer sentence after it nor earns the format reward (a GRPO policy learned to emit `\\boxed{}`).
+    """
     best = None
     for m in re.finditer(r"\\(?:boxed|fbox)(\s*)", text):
-        i = m.end()
+        i, found = m.end(), None
         if text.startswith("{", i):
             depth = 0
             for j in range(i, len(text)):
                 depth += {"{": 1, "}": -1}.get(text[j], 0)
                 if depth == 0:
-                    best = text[i + 1 : j]
+                    found = text[i + 1 : j]
                     break
         elif m.group(1):  # "\boxed 5": the next word
             word = re.match(r"[^\s$]+", text[i:])
-            best = word.group(0) if word else best
-    return best.strip() if best is not None else None
+            found = word.group(0) if word else None
+        if found and found.strip():
+            best = found.strip()
+    return best
 
 
 def extract_math(text: str) -> tuple[str | None, str | None]:
