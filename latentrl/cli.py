@@ -2,6 +2,7 @@
 
 latentrl eval ...     one evaluation, or a grid when an axis gets a comma-separated list
 latentrl report DIR   markdown table of the runs under DIR (seeds aggregated)
+latentrl rescore DIR  score the finished runs under DIR again with the current extraction (no generation)
 latentrl demo         single / text_mas / latent_mas on GSM8K, offline, embedded model
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from latentrl.eval.grid import AXES, expand
 from latentrl.eval.report import find_summaries, group_seeds, markdown_table
+from latentrl.eval.rescore import rescore
 from latentrl.eval.runner import ConfigError, EvalConfig, run_eval
 from latentrl.models import ModelLoadError
 from latentrl.tasks import DataUnavailable
@@ -78,6 +80,28 @@ def _report(args: argparse.Namespace) -> None:
     print(markdown_table(group_seeds(find_summaries(args.dirs))))
 
 
+def _rescore(args: argparse.Namespace) -> int:
+    """One line per run: how many rows changed and the accuracy before -> after; unfinished runs are left."""
+    missing = [d for d in args.dirs if not Path(d).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"no such directory: {', '.join(missing)}")
+    runs = sorted({p.parent for d in args.dirs for p in Path(d).rglob("predictions*.jsonl")})
+    if not runs:
+        raise FileNotFoundError(f"no evaluation run (predictions*.jsonl) under {', '.join(args.dirs)}")
+    left = 0
+    for out in runs:
+        try:
+            before, after, changed = rescore(out, args.allow_code_execution)
+        except ConfigError as err:
+            print(f"{err}; left as it was", file=sys.stderr)
+            left += 1
+            continue
+        acc = f"accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f}"
+        strict = f"strict {before['accuracy_strict']:.3f} -> {after['accuracy_strict']:.3f}"
+        print(f"{out}: {changed}/{after['n']} rows rescored; {acc}, {strict}")
+    return 1 if left else 0
+
+
 DEMO_METHODS = (("single", 0), ("text_mas", 0), ("latent_mas", None))
 
 
@@ -109,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     p_report = sub.add_parser("report", help="markdown table of the runs under one or more directories")
     p_report.add_argument("dirs", nargs="+")
     p_report.set_defaults(fn=_report)
+    p_rescore = sub.add_parser("rescore", help="score finished runs again from their saved texts (no generation)")
+    p_rescore.add_argument("dirs", nargs="+", help="run directories, or directories above them")
+    p_rescore.add_argument("--allow-code-execution", action="store_true", help="needed to rescore code tasks")
+    p_rescore.set_defaults(fn=_rescore)
     p_demo = sub.add_parser("demo", help="offline comparison of single / text_mas / latent_mas on GSM8K")
     p_demo.add_argument("--limit", type=int, default=8)
     p_demo.add_argument("--latent-steps", type=int, default=8)
@@ -119,14 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("latentrl").addHandler(logging.StreamHandler())
     try:
-        args.fn(args)
+        status = args.fn(args)
     except INPUT_ERRORS as err:
         print(f"latentrl: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("latentrl: interrupted; rerun the same command to resume where it stopped", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

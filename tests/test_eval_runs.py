@@ -167,3 +167,31 @@ def test_paired_difference_uses_per_question_differences():
     assert hi - lo < wilson(30, 100)[1] - wilson(30, 100)[0]  # narrower than one unpaired interval
     assert paired_difference(a, a) == (0.0, (0.0, 0.0), 100)
     assert paired_difference(a, {"x": True})[2] == 0  # no common question
+
+
+def test_rescore_brings_a_finished_run_up_to_the_current_scorer(model_dir, data_file, tmp_path, capsys):
+    """Rows scored by an older extractor are scored again from their saved texts; nothing is generated, the
+    texts and costs stay, summary.json follows; an unfinished run is left as it was."""
+    out = tmp_path / "run"
+    run_eval(EvalConfig(model=model_dir, data_file=data_file, output=str(out), limit=3, max_new_tokens=3),
+             progress=False)  # fmt: skip
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").open()]
+    # As an extractor that read the empty box as the answer left it: the answer sentence was hidden.
+    rows[0].update(text=f"so \\boxed{{}} = 1. The answer is {rows[0]['gold']}.", pred="", pred_strict="",
+                   correct=False, correct_strict=False)  # fmt: skip
+    (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stale = json.loads((out / "summary.json").read_text())
+    assert main(["rescore", str(tmp_path)]) == 0
+    assert "1/3 rows rescored" in capsys.readouterr().out
+    new = [json.loads(x) for x in (out / "predictions.jsonl").open()]
+    assert new[0]["correct"] and new[0]["pred"] == rows[0]["gold"] and new[0]["pred_strict"] is None
+    assert [r["text"] for r in new] == [r["text"] for r in rows] and new[1:] == rows[1:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["accuracy"] == pytest.approx(sum(r["correct"] for r in new) / 3)
+    assert summary["accuracy"] > stale["accuracy"] and summary["wall_clock_s"] == stale["wall_clock_s"]
+    assert main(["rescore", str(tmp_path)]) == 0 and "0/3 rows rescored" in capsys.readouterr().out
+    # A run with fewer rows than its summary counts is still being written: refused, untouched.
+    (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in new[:2]))
+    assert main(["rescore", str(out)]) == 1
+    assert "unfinished run" in capsys.readouterr().err
+    assert main(["rescore", str(tmp_path / "nowhere")]) == 2

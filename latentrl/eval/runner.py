@@ -358,6 +358,11 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     old = out / "summary.json"
     # A rerun with nothing left to do keeps the memory its point was measured at.
     memory = json.loads(old.read_text()) if not mine and old.exists() else peak.result()
+    return write_summary(cfg, data, out, rows, memory, relog=bool(mine))
+
+
+def write_summary(cfg: EvalConfig, data: Data, out: Path, rows: list[dict], memory: dict, relog: bool) -> dict:
+    """summary.json from the rows; a W&B run when asked for and (`relog`) the rows changed since the last one."""
     summary = {
         "task": data.reported_as,
         "method": cfg.method,
@@ -377,7 +382,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     logged = out / "wandb.logged"  # a rerun of a finished point does not log a second W&B run
-    if cfg.wandb and (mine or not logged.exists()):
+    if cfg.wandb and (relog or not logged.exists()):
         from latentrl.tracking import log_eval
 
         record = {**asdict(cfg), "data": asdict(data)}

@@ -58,9 +58,14 @@ def merge(out: Path, order: list[str]) -> list[dict]:
     """Rewrite all shards into one `predictions.jsonl` in `order` (ids), atomically; remove the shards."""
     done = read_all(out)
     rows = [done[i] for i in order if i in done] + [r for i, r in done.items() if i not in set(order)]
+    rewrite(out, rows)
+    return rows
+
+
+def rewrite(out: Path, rows: list[dict]) -> None:
+    """`rows` as the one `predictions.jsonl`, replaced atomically; the per-rank shards removed."""
     tmp = out / (MERGED + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     os.replace(tmp, out / MERGED)
     for path in out.glob("predictions.rank*.jsonl"):
         path.unlink()
-    return rows

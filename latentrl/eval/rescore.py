@@ -1,0 +1,64 @@
+"""Score a finished run's saved outputs again, with the current extraction and scorers.
+
+Why: generation is the cost of an evaluation, scoring is not. When extraction is fixed (an empty `\\boxed{}`
+used to hide the answer sentence after it), runs made before the fix are brought up to date from their
+saved texts, not generated again. The rows' answers and correctness, and summary.json, are rewritten;
+the texts and every cost measurement stay as they were. A run still being written is refused: it has no
+summary, or fewer rows than its summary counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from latentrl.eval import store
+from latentrl.eval.runner import ConfigError, EvalConfig, write_summary
+from latentrl.tasks.registry import score_many
+from latentrl.tasks.sources import load_examples
+
+SCORED = ("pred", "pred_strict", "correct", "correct_strict")
+
+
+def saved_config(out: Path) -> EvalConfig:
+    """The run's EvalConfig from its config.json (keys an older run did not record take their defaults)."""
+    path = out / "config.json"
+    if not path.exists():
+        raise ConfigError(f"{out}: no config.json, so not an evaluation run directory")
+    saved = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(EvalConfig)}
+    return EvalConfig(**{k: v for k, v in saved.items() if k in names})
+
+
+def rescore(out: Path, allow_code_execution: bool = False) -> tuple[dict, dict, int]:
+    """(summary before, summary after, rows whose score changed) for the finished run in `out`."""
+    cfg = saved_config(out)
+    cfg.output, cfg.allow_code_execution = str(out), cfg.allow_code_execution or allow_code_execution
+    summary_path = out / "summary.json"
+    rows = list(store.read_all(out).values())
+    before = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    if before is None or len(rows) < before["n"]:
+        raise ConfigError(f"{out}: unfinished run (rerun its command to finish it, then rescore)")
+    task = cfg.validate()
+    if task.executes_code:
+        from latentrl.tasks.sandbox import enable_code_execution
+
+        enable_code_execution()
+    examples, data = load_examples(task, cfg.data_source, cfg.data_file)
+    was = before.get("data", {}).get("sha256", data.sha256)
+    if was != data.sha256:
+        raise ConfigError(f"{out}: its data changed since the run (sha256 {was[:12]} -> {data.sha256[:12]})")
+    by_id = {ex.id: ex for ex in examples}
+    todo = [r for r in rows if r["id"] in by_id]
+    scores = score_many(task, [r["text"] for r in todo], [by_id[r["id"]] for r in todo])
+    changed = 0
+    for row, s in zip(todo, scores):
+        new = dict(zip(SCORED, (s.flexible, s.strict, s.correct, s.correct_strict)))
+        changed += any(row[k] != v for k, v in new.items())
+        row.update(new)
+    if changed:
+        store.rewrite(out, rows)
+    wanted = {ex.id for ex in examples[: cfg.limit]}
+    after = write_summary(cfg, data, out, [r for r in rows if r["id"] in wanted], before, relog=changed > 0)
+    return before, after, changed
