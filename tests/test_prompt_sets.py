@@ -78,6 +78,25 @@ def test_sets_load_by_name_and_by_yaml_or_json_path(tmp_path):
     assert MethodConfig(semantics="reference").prompt_set == shipped
 
 
+def test_a_prompt_file_edited_between_resumes_is_refused(tmp_path, capsys, data_file, model_dir):
+    """The set is recorded by content hash, not only by path: predictions made with other prompts never mix."""
+    path, out = tmp_path / "mine.yaml", tmp_path / "out"
+    path.write_text((SHIPPED / "default.yaml").read_text())
+    args = ["eval", "--model", model_dir, "--data-file", data_file, "--output", str(out), "--prompts", str(path),
+            "--max-new-tokens", "2", "--latent-steps", "1"]  # fmt: skip
+    assert main([*args, "--limit", "1"]) == 0
+    recorded = json.loads((out / "config.json").read_text())["prompt_sha256"]
+    assert recorded == load_prompt_set(str(path)).sha256
+    path.write_text("# a comment and other layout do not count\n" + yaml.safe_dump(yaml.safe_load(path.read_text())))
+    assert main([*args, "--limit", "2"]) == 0
+    path.write_text(broken(solver="Solve: {question}"))
+    capsys.readouterr()
+    assert main([*args, "--limit", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "made with other prompts" in err and len(err.strip().splitlines()) == 1
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 2  # nothing lost, nothing mixed
+
+
 def broken(**changes) -> str:
     data = yaml.safe_load((SHIPPED / "default.yaml").read_text())
     for key, value in changes.items():

@@ -186,6 +186,7 @@ def _check_dir(cfg: EvalConfig, data: Data, out: Path, rank: int) -> None:
     A directory without predictions takes the new config, so a run that failed before its first batch
     (a typo in --model, a missing GPU) does not lock its directory."""
     path = out / "config.json"
+    prompts = cfg.method_config().prompt_set
     if path.exists() and store.read_all(out):
         old = json.loads(path.read_text())
         default = EvalConfig().fingerprint()  # a key an older run did not record had its default value
@@ -199,9 +200,15 @@ def _check_dir(cfg: EvalConfig, data: Data, out: Path, rank: int) -> None:
                 f"{out} holds predictions on other data (sha256 {was[:12]} -> {data.sha256[:12]}, now from "
                 f"{data.source} {data.file or ''}); use a new --output directory"
             )
+        was = old.get("prompt_sha256", prompts.sha256)  # older runs recorded no prompt hash
+        if was != prompts.sha256:
+            raise ConfigError(
+                f"{out} holds predictions made with other prompts: prompt set {prompts.name} changed since "
+                f"(sha256 {was[:12]} -> {prompts.sha256[:12]}); use a new --output directory"
+            )
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f"config.json.{rank}.tmp"
-    tmp.write_text(json.dumps({**asdict(cfg), "data": asdict(data)}, indent=2))
+    tmp.write_text(json.dumps({**asdict(cfg), "data": asdict(data), "prompt_sha256": prompts.sha256}, indent=2))
     os.replace(tmp, path)
 
 

@@ -9,6 +9,8 @@ swapping the whole set without touching code. Shipped sets live in `prompt_sets/
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import string
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +35,7 @@ class PromptSet:
     latent_note: str | None  # LatentMAS {context}: a note naming the {agents} whose memory is read
     answer_formats: dict[str, str]  # family -> final-agent instruction; a missing family: the task's own
     templates: dict[str, Template]  # "solver" and "<topology>/<role>" -> template
+    sha256: str = ""  # of the parsed content (comments and layout aside): a resumed run checks it
 
     def message(self, key: str, question: str, context: str | None = None, answer_format: str | None = None) -> str:
         """The user message of agent `key` ("solver" or "<topology>/<role>"); empty paragraphs are left out."""
@@ -101,7 +104,8 @@ def parse(name: str, text: str) -> PromptSet:
         if not isinstance(given, dict) or set(given) != set(roles):
             raise bad(f"topology '{topo}' must give a template for exactly the roles {', '.join(roles)}")
         templates.update({f"{topo}/{r}": template(given[r], f"'{topo}/{r}'", bad) for r in roles})
-    return PromptSet(name, data.get("system"), data.get("latent_note"), formats, templates)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return PromptSet(name, data.get("system"), data.get("latent_note"), formats, templates, digest)
 
 
 def template(value, where: str, bad) -> Template:
