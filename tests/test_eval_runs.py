@@ -13,6 +13,7 @@ import pytest
 from latentrl.cli import main
 from latentrl.eval import ConfigError, EvalConfig, run_eval
 from latentrl.eval.grid import expand
+from latentrl.eval.report import group_seeds, markdown_table
 from latentrl.eval.stats import aggregate, paired_difference, seed_interval, wilson
 from latentrl.tasks import Example, Score, Task
 from latentrl.tasks.registry import TASKS
@@ -72,6 +73,17 @@ def test_cli_grid_with_seeds_and_report(model_dir, data_file, tmp_path, capsys):
         rows = [json.loads(x) for x in (tmp_path / f"gsm8k/latent_mas-sequential-m2-s{s}/predictions.jsonl").open()]
         accs.append(sum(r["correct"] for r in rows) / len(rows))
     assert f"| {sum(accs) / 2:.3f} |" in row
+
+
+def test_report_names_what_a_run_changed_from_the_default_semantics():
+    base = {"task": "chains", "method": "latent_mas", "topology": "hierarchical", "latent_steps": 4, "seed": 0,
+            "n": 10, "accuracy": 0.5, "accuracy_ci95": [0.2, 0.8], "seeds": 1}  # fmt: skip
+    older = dict(base)  # written before semantics were recorded: the defaults
+    table = markdown_table(group_seeds([older, {**base, "semantics": "reference", "prompts": "reference"}]))
+    rows = table.splitlines()
+    assert "| variant |" in rows[0] and len(rows) == 4
+    assert "| hierarchical | - |" in rows[2] and "| semantics=reference, prompts=reference |" in rows[3]
+    assert "variant" not in markdown_table([older])  # default runs only: no extra column
 
 
 def test_code_tasks_refuse_to_run_without_the_opt_in(tmp_path, data_file):

@@ -51,8 +51,20 @@ def group_seeds(summaries: list[dict]) -> list[dict]:
     return [aggregate(g) for g in groups.values()]
 
 
+def variant(summary: dict) -> str | None:
+    """What a run changed from the default semantics, prompts and expert positions ('semantics=reference')."""
+    changed = [f"{k}={summary.get(k, v)}" for k, v in BEFORE.items() if summary.get(k, v) != v]
+    return ", ".join(changed) or None
+
+
 def markdown_table(summaries: list[dict]) -> str:
-    head = "| " + " | ".join(c[0] for c in COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    rows = ["| " + " | ".join(_cell(fmt, s.get(key)) for _, key, fmt in COLUMNS) + " |" for s in summaries]
+    """One row per summary; a `variant` column appears when a run left the default semantics or prompts,
+    so two rows that `group_seeds` kept apart never look alike."""
+    columns = list(COLUMNS)
+    summaries = [{**s, "variant": variant(s)} for s in summaries]
+    if any(s["variant"] for s in summaries):
+        columns.insert(3, ("variant", "variant", "{}"))
+    head = "| " + " | ".join(c[0] for c in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    rows = ["| " + " | ".join(_cell(fmt, s.get(key)) for _, key, fmt in columns) + " |" for s in summaries]
     return "\n".join([head, rule, *rows])
