@@ -193,6 +193,8 @@ def test_rescore_brings_a_finished_run_up_to_the_current_scorer(model_dir, data_
                    correct=False, correct_strict=False)  # fmt: skip
     (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     stale = json.loads((out / "summary.json").read_text())
+    stale["train_latent_steps"] = 8  # recorded from an adapter that has since moved: kept, not re-read
+    (out / "summary.json").write_text(json.dumps(stale))
     assert main(["rescore", str(tmp_path)]) == 0
     assert "1/3 rows rescored" in capsys.readouterr().out
     new = [json.loads(x) for x in (out / "predictions.jsonl").open()]
@@ -201,6 +203,7 @@ def test_rescore_brings_a_finished_run_up_to_the_current_scorer(model_dir, data_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["accuracy"] == pytest.approx(sum(r["correct"] for r in new) / 3)
     assert summary["accuracy"] > stale["accuracy"] and summary["wall_clock_s"] == stale["wall_clock_s"]
+    assert summary["train_latent_steps"] == 8
     assert main(["rescore", str(tmp_path)]) == 0 and "0/3 rows rescored" in capsys.readouterr().out
     # A run with fewer rows than its summary counts is still being written: refused, untouched.
     (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in new[:2]))

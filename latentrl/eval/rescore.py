@@ -3,8 +3,8 @@
 Why: generation is the cost of an evaluation, scoring is not. When extraction is fixed (an empty `\\boxed{}`
 used to hide the answer sentence after it), runs made before the fix are brought up to date from their
 saved texts, not generated again. The rows' answers and correctness, and summary.json, are rewritten;
-the texts and every cost measurement stay as they were. A run still being written is refused: it has no
-summary, or fewer rows than its summary counts.
+the texts, every cost measurement and the adapter's recorded train m stay as they were. A run still
+being written is refused: it has no summary, or fewer rows than its summary counts.
 """
 
 from __future__ import annotations
@@ -60,5 +60,6 @@ def rescore(out: Path, allow_code_execution: bool = False) -> tuple[dict, dict, 
     if changed:
         store.rewrite(out, rows)
     wanted = {ex.id for ex in examples[: cfg.limit]}
-    after = write_summary(cfg, data, out, [r for r in rows if r["id"] in wanted], before, relog=changed > 0)
+    rows = [r for r in rows if r["id"] in wanted]
+    after = write_summary(cfg, data, out, rows, before, before.get("train_latent_steps"), relog=changed > 0)
     return before, after, changed

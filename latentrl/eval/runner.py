@@ -365,11 +365,14 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     old = out / "summary.json"
     # A rerun with nothing left to do keeps the memory its point was measured at.
     memory = json.loads(old.read_text()) if not mine and old.exists() else peak.result()
-    return write_summary(cfg, data, out, rows, memory, relog=bool(mine))
+    return write_summary(cfg, data, out, rows, memory, trained_latent_steps(cfg.adapter), relog=bool(mine))
 
 
-def write_summary(cfg: EvalConfig, data: Data, out: Path, rows: list[dict], memory: dict, relog: bool) -> dict:
-    """summary.json from the rows; a W&B run when asked for and (`relog`) the rows changed since the last one."""
+def write_summary(
+    cfg: EvalConfig, data: Data, out: Path, rows: list[dict], memory: dict, train_m: int | None, relog: bool
+) -> dict:
+    """summary.json from the rows; a W&B run when asked for and (`relog`) the rows changed since the last one.
+    `train_m`: the m the adapter was trained at, read when the run was made (an adapter path can move)."""
     summary = {
         "task": data.reported_as,
         "method": cfg.method,
@@ -381,7 +384,7 @@ def write_summary(cfg: EvalConfig, data: Data, out: Path, rows: list[dict], memo
         "seed": cfg.seed,
         "model": cfg.model,
         "adapter": cfg.adapter,
-        "train_latent_steps": trained_latent_steps(cfg.adapter),
+        "train_latent_steps": train_m,
         **summarize(rows),
         "peak_rss_mb": memory.get("peak_rss_mb"),
         "peak_gpu_mb": memory.get("peak_gpu_mb"),
