@@ -119,6 +119,10 @@ def test_strict_and_flexible_readings():
     assert extract_math("we get 3 then 7") == (None, "7")
     # A policy trained with a format reward wrote this: the empty box is no answer; the sentence is.
     assert extract_math("72 / \\boxed{} = 21\n\nThe final answer is 21.") == (None, "21")
+    # A GRPO policy wrote this: the last "answer is" sentence is a verdict on the answer, not an answer.
+    checked = "28 * 3 = 74\n\nThe final answer is 74.\n\nThe reasoning is correct, and the final answer is correct."
+    assert extract_math(checked) == (None, "74")
+    assert extract_math("The answer is not correct.") == (None, None)
     s = score("so the answer is 42.", Example("0", "q", "42"))
     assert s.correct and not s.correct_strict and s.strict is None
     s = score("garbage", Example("0", "q", "42"))

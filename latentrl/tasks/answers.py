@@ -5,7 +5,7 @@ Every output first loses its thinking: closed <think>...</think> blocks, everyth
 Unicode minus signs (U+2212, en dash, ...) are read as '-'. Then two readings, reported side by side:
 - strict: the last non-empty brace-balanced \\boxed{...} (or \\fbox{...}, \\boxed 5); the format the prompt asks for;
 - flexible: strict, else the value the last "the answer is ..." / "Answer: ..." sentence concludes with
-  ('18 - 3 = 15' -> '15'), else the last number in the text.
+  ('18 - 3 = 15' -> '15'; a verdict such as "the answer is correct" is skipped), else the last number.
 A missing answer is None and scores as wrong; it never raises.
 
 One numeric rule for every numeric task (`normalize_number`): GSM8K and MATH-500 compare with
@@ -23,6 +23,12 @@ _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _MINUS = re.compile("[\u2212\u2012\u2013\u2014\ufe63\uff0d]")  # minus sign, figure/en/em dash, small/full-width
 _NUMBER = re.compile(r"-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*([^\n]+)", re.IGNORECASE)
+# "the answer is (not) correct": a judgment of an answer (a model checking its own work), not an answer.
+_VERDICT = re.compile(
+    r"(?:(?:not|also|indeed|definitely|therefore)\s+)*(?:in)?(?:correct|right|wrong|accurate|valid|verified|"
+    r"confirmed|consistent|reasonable)\b",
+    re.IGNORECASE,
+)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)")  # a full stop, not a decimal point
 _EQUALS = re.compile(r"(?<![<>!=])=(?!=)")  # '=', not '<=', '>=', '!=', '=='
 
@@ -84,7 +90,9 @@ def extract_math(text: str) -> tuple[str | None, str | None]:
         return strict, strict
     said = _ANSWER_IS.findall(body)
     if said:
-        return None, conclusion(said[-1]) or None
+        # The last sentence that states a value: "the final answer is correct" is a verdict, not an answer.
+        values = [v for v in map(conclusion, said) if not _VERDICT.match(v)]
+        return None, values[-1] if values else None
     nums = _NUMBER.findall(body)
     return None, nums[-1] if nums else None
 
