@@ -34,7 +34,8 @@ def saved_config(out: Path) -> EvalConfig:
 def rescore(out: Path, allow_code_execution: bool = False) -> tuple[dict, dict, int]:
     """(summary before, summary after, rows whose score changed) for the finished run in `out`."""
     cfg = saved_config(out)
-    cfg.output, cfg.allow_code_execution = str(out), cfg.allow_code_execution or allow_code_execution
+    # Code runs only on this command's own opt-in, whatever the original run was given.
+    cfg.output, cfg.allow_code_execution = str(out), allow_code_execution
     summary_path = out / "summary.json"
     rows = list(store.read_all(out).values())
     before = json.loads(summary_path.read_text()) if summary_path.exists() else None
