@@ -19,6 +19,9 @@ import logging
 import math
 import re
 
+# math-verify warns once per process that its timeouts are off; they are, on purpose (sympy_safe guards inputs).
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _MINUS = re.compile("[\u2212\u2012\u2013\u2014\ufe63\uff0d]")  # minus sign, figure/en/em dash, small/full-width
 _NUMBER = re.compile(r"-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
@@ -193,8 +196,6 @@ def symbolic_equal(pred: str, gold: str) -> bool:
         from math_verify import parse, verify
     except ImportError:
         return False
-    # It warns once per process that timeouts are off; they are, on purpose (sympy_safe guards the inputs).
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
     if not (sympy_safe(pred) and sympy_safe(gold)):
         return False
     try:
