@@ -35,7 +35,7 @@ class PromptSet:
     latent_note: str | None  # LatentMAS {context}: a note naming the {agents} whose memory is read
     answer_formats: dict[str, str]  # family -> final-agent instruction; a missing family: the task's own
     templates: dict[str, Template]  # "solver" and "<topology>/<role>" -> template
-    sha256: str = ""  # of the parsed content (comments and layout aside): a resumed run checks it
+    sha256: str  # of the parsed content (comments and layout aside): a resumed run checks it
 
     def message(self, key: str, question: str, context: str | None = None, answer_format: str | None = None) -> str:
         """The user message of agent `key` ("solver" or "<topology>/<role>"); empty paragraphs are left out."""
