@@ -92,8 +92,9 @@ def _rescore(args: argparse.Namespace) -> int:
     for out in runs:
         try:
             before, after, changed = rescore(out, args.allow_code_execution)
-        except ConfigError as err:
-            print(f"{err}; left as it was", file=sys.stderr)
+        except INPUT_ERRORS as err:  # one bad run does not stop the others
+            print(f"{out}: {err}; left as it was" if str(out) not in str(err) else f"{err}; left as it was",
+                  file=sys.stderr)  # fmt: skip
             left += 1
             continue
         acc = f"accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f}"

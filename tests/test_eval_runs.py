@@ -211,3 +211,13 @@ def test_rescore_brings_a_finished_run_up_to_the_current_scorer(model_dir, data_
     assert main(["rescore", str(out)]) == 1
     assert "unfinished run" in capsys.readouterr().err
     assert main(["rescore", str(tmp_path / "nowhere")]) == 2
+    # A malformed run is one line and does not stop the others.
+    (bad := tmp_path / "bad").mkdir()
+    (bad / "predictions.jsonl").write_text('{"id": "x"}\n')
+    (bad / "config.json").write_text('{"task": "no-such-task"}')
+    (bad / "summary.json").write_text('{"n": 1, "accuracy": 0, "accuracy_strict": 0}')
+    (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in new))  # finished again
+    capsys.readouterr()
+    assert main(["rescore", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "0/3 rows rescored" in captured.out and captured.err.count("\n") == 1 and "no-such-task" in captured.err

@@ -39,6 +39,8 @@ def rescore(out: Path, allow_code_execution: bool = False) -> tuple[dict, dict, 
     summary_path = out / "summary.json"
     rows = list(store.read_all(out).values())
     before = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    if before is not None and not {"n", "accuracy", "accuracy_strict"} <= set(before):
+        raise ConfigError(f"{out}: summary.json is not a run summary (no n / accuracy)")
     if before is None or len(rows) < before["n"]:
         raise ConfigError(f"{out}: unfinished run (rerun its command to finish it, then rescore)")
     task = cfg.validate()
@@ -52,6 +54,8 @@ def rescore(out: Path, allow_code_execution: bool = False) -> tuple[dict, dict, 
         raise ConfigError(f"{out}: its data changed since the run (sha256 {was[:12]} -> {data.sha256[:12]})")
     by_id = {ex.id: ex for ex in examples}
     todo = [r for r in rows if r["id"] in by_id]
+    if broken := [r["id"] for r in todo if not isinstance(r.get("text"), str)]:
+        raise ConfigError(f"{out}: {len(broken)} prediction rows have no text (first: {broken[0]})")
     scores = score_many(task, [r["text"] for r in todo], [by_id[r["id"]] for r in todo])
     changed = 0
     for row, s in zip(todo, scores):
