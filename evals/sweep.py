@@ -36,7 +36,7 @@ def plan(config: dict) -> list[EvalConfig]:
     base = EvalConfig(**{k: v for k, v in config.items() if k not in AXES})
     if base.wandb and not base.wandb_group:
         base = dataclasses.replace(base, wandb_group=Path(base.output).name)
-    points = expand(base, axes)
+    points = expand(base, axes, nest=True)
     for p in points:
         p.validate()
     return points

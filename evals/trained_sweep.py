@@ -45,7 +45,7 @@ def eval_points(cfg: dict, adapter: Path, out: Path) -> list[EvalConfig]:
     axes = {k: v if isinstance(v, list) else [v] for k, v in ev.items() if k in AXES}
     group = {"wandb_group": cfg["wandb_group"]} if cfg.get("wandb_group") else {}
     base = EvalConfig(**{k: v for k, v in ev.items() if k not in AXES}, **group, adapter=str(adapter), output=str(out))
-    points = expand(base, axes)
+    points = expand(base, axes, nest=True)
     for p in points:
         p.validate()
     return points

@@ -25,6 +25,10 @@ def test_plan_expands_the_grid_and_refuses_bad_configs(model_dir, data_file, tmp
     points = sweep.plan(config(model_dir, data_file, tmp_path))
     assert len(points) == 2 + 2 * 2  # single x seeds, latent_mas x m x seeds
     assert len({p.output for p in points}) == len(points)
+    one = sweep.plan(config(model_dir, data_file, tmp_path, method="latent_mas", latent_steps=2, seed=1))
+    assert [p.output for p in one] == [
+        p.output for p in points if p.method == "latent_mas" and p.latent_steps == 2 and p.seed == 1
+    ]  # narrowed to one point: the full grid's directory
     with pytest.raises(ValueError, match="unknown sweep keys"):
         sweep.plan(config(model_dir, data_file, tmp_path, latent_stepz=3))
     with pytest.raises(ConfigError, match="must be >= 1"):

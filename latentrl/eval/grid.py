@@ -29,8 +29,12 @@ def point_dir(cfg: EvalConfig) -> str:
     return f"{cfg.task}/{name}-s{cfg.seed}"
 
 
-def expand(base: EvalConfig, values: dict[str, list]) -> list[EvalConfig]:
-    """Every distinct point of the grid; with one point its output is `base.output` itself."""
+def expand(base: EvalConfig, values: dict[str, list], nest: bool = False) -> list[EvalConfig]:
+    """Every distinct point of the grid, each in `base.output`/<task>/<point>.
+
+    A lone point runs in `base.output` itself unless `nest`: sweep files nest always, so a sweep narrowed to
+    one point (to finish it first) resumes in the directory the full grid uses.
+    """
     unknown = set(values) - set(AXES)
     if unknown:
         raise ValueError(f"not grid axes: {sorted(unknown)}; axes are {AXES}")
@@ -38,6 +42,6 @@ def expand(base: EvalConfig, values: dict[str, list]) -> list[EvalConfig]:
     for combo in itertools.product(*(values.get(axis) or [getattr(base, axis)] for axis in AXES)):
         cfg = normalized(dataclasses.replace(base, **dict(zip(AXES, combo))))
         points.setdefault(tuple(getattr(cfg, a) for a in AXES), cfg)
-    if len(points) == 1:
+    if len(points) == 1 and not nest:
         return list(points.values())
     return [dataclasses.replace(c, output=str(Path(base.output) / point_dir(c))) for c in points.values()]
