@@ -221,3 +221,24 @@ def test_rescore_brings_a_finished_run_up_to_the_current_scorer(model_dir, data_
     assert main(["rescore", str(tmp_path)]) == 1
     captured = capsys.readouterr()
     assert "0/3 rows rescored" in captured.out and captured.err.count("\n") == 1 and "no-such-task" in captured.err
+
+
+@pytest.mark.parametrize("garbage", ["{not json", "[1, 2]", '{"n": "3", "accuracy": 0, "accuracy_strict": 0}'])
+def test_a_broken_summary_is_rebuilt_by_a_rerun_never_trusted(garbage, model_dir, data_file, tmp_path, capsys,
+                                                                 monkeypatch):  # fmt: skip
+    out = tmp_path / "run"
+    cfg = EvalConfig(model=model_dir, data_file=data_file, output=str(out), limit=3, max_new_tokens=3)
+    good = run_eval(cfg, progress=False)
+    (out / "summary.json").write_text(garbage)
+    assert main(["rescore", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "summary.json is not a run summary" in err
+
+    def no_model(*a, **k):
+        raise AssertionError("a finished run must not load a model again")
+
+    monkeypatch.setattr("latentrl.eval.runner.load_model", no_model)
+    rebuilt = run_eval(cfg, progress=False)  # nothing left to generate: the summary comes from the rows
+    assert rebuilt["accuracy"] == good["accuracy"] and rebuilt["n"] == good["n"] == 3
+    assert rebuilt["peak_rss_mb"] is None  # its memory was lost with the summary: unknown, not re-measured at idle
+    assert main(["rescore", str(out)]) == 0

@@ -14,9 +14,8 @@ import json
 from pathlib import Path
 
 from latentrl.eval import store
-from latentrl.eval.runner import ConfigError, EvalConfig, write_summary
+from latentrl.eval.runner import ConfigError, EvalConfig, data_change, load_task, read_summary, write_summary
 from latentrl.tasks.registry import score_many
-from latentrl.tasks.sources import load_examples
 
 SCORED = ("pred", "pred_strict", "correct", "correct_strict")
 
@@ -36,22 +35,15 @@ def rescore(out: Path, allow_code_execution: bool = False) -> tuple[dict, dict, 
     cfg = saved_config(out)
     # Code runs only on this command's own opt-in, whatever the original run was given.
     cfg.output, cfg.allow_code_execution = str(out), allow_code_execution
-    summary_path = out / "summary.json"
     rows = list(store.read_all(out).values())
-    before = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    if before is not None and not {"n", "accuracy", "accuracy_strict"} <= set(before):
-        raise ConfigError(f"{out}: summary.json is not a run summary (no n / accuracy)")
+    before = read_summary(out)
+    if before is None and (out / "summary.json").exists():
+        raise ConfigError(f"{out}: summary.json is not a run summary (rerun the run's command to rebuild it)")
     if before is None or len(rows) < before["n"]:
         raise ConfigError(f"{out}: unfinished run (rerun its command to finish it, then rescore)")
-    task = cfg.validate()
-    if task.executes_code:
-        from latentrl.tasks.sandbox import enable_code_execution
-
-        enable_code_execution()
-    examples, data = load_examples(task, cfg.data_source, cfg.data_file)
-    was = before.get("data", {}).get("sha256", data.sha256)
-    if was != data.sha256:
-        raise ConfigError(f"{out}: its data changed since the run (sha256 {was[:12]} -> {data.sha256[:12]})")
+    task, examples, data = load_task(cfg)
+    if change := data_change(before, data):
+        raise ConfigError(f"{out}: its data changed since the run ({change})")
     by_id = {ex.id: ex for ex in examples}
     todo = [r for r in rows if r["id"] in by_id]
     if broken := [r["id"] for r in todo if not isinstance(r.get("text"), str)]:

@@ -194,12 +194,8 @@ def _check_dir(cfg: EvalConfig, data: Data, out: Path, rank: int) -> None:
         if diff:
             changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise ConfigError(f"{out} holds a run with another config ({changes}); use a new --output directory")
-        was = old.get("data", {}).get("sha256", data.sha256)  # older runs recorded no data hash
-        if was != data.sha256:
-            raise ConfigError(
-                f"{out} holds predictions on other data (sha256 {was[:12]} -> {data.sha256[:12]}, now from "
-                f"{data.source} {data.file or ''}); use a new --output directory"
-            )
+        if change := data_change(old, data):
+            raise ConfigError(f"{out} holds predictions on other data ({change}); use a new --output directory")
         was = old.get("prompt_sha256", prompts.sha256)  # older runs recorded no prompt hash
         if was != prompts.sha256:
             raise ConfigError(
@@ -210,6 +206,38 @@ def _check_dir(cfg: EvalConfig, data: Data, out: Path, rank: int) -> None:
     tmp = out / f"config.json.{rank}.tmp"
     tmp.write_text(json.dumps({**asdict(cfg), "data": asdict(data), "prompt_sha256": prompts.sha256}, indent=2))
     os.replace(tmp, path)
+
+
+def data_change(recorded: dict, data: Data) -> str:
+    """What changed between the data a run recorded (its config.json or summary.json) and `data`; '' if none."""
+    was = recorded.get("data", {}).get("sha256", data.sha256)  # older runs recorded no data hash
+    if was == data.sha256:
+        return ""
+    return f"sha256 {was[:12]} -> {data.sha256[:12]}, now from {data.source} {data.file or ''}".rstrip()
+
+
+def read_summary(out: Path) -> dict | None:
+    """The run's summary.json; None where there is none or it is not a summary (a hand edit, a full disk).
+
+    A summary is derived from the rows, so a broken one is rebuilt by rerunning the run, never trusted."""
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    ok = isinstance(summary, dict) and {"n", "accuracy", "accuracy_strict"} <= set(summary)
+    return summary if ok and isinstance(summary["n"], int) else None
+
+
+def load_task(cfg: EvalConfig) -> tuple[Task, list[Example], Data]:
+    """The validated task, all its examples (before --limit) and the data's record. Fails before a model loads;
+    code execution is enabled only for a task that runs code, which `validate` allows only on the opt-in."""
+    task = cfg.validate()
+    examples, data = load_examples(task, cfg.data_source, cfg.data_file)
+    if task.executes_code:
+        from latentrl.tasks.sandbox import enable_code_execution
+
+        enable_code_execution()
+    return task, examples, data
 
 
 @dataclass
@@ -338,13 +366,8 @@ def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: W
 
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     """Run (or resume) one evaluation; returns its summary (on rank 0; other ranks return {})."""
-    task = cfg.validate()
-    examples, data = load_examples(task, cfg.data_source, cfg.data_file)  # fails before the model loads
+    task, examples, data = load_task(cfg)
     examples = examples[: cfg.limit]
-    if task.executes_code:
-        from latentrl.tasks.sandbox import enable_code_execution
-
-        enable_code_execution()
     w = world()
     out = Path(cfg.output)
     _check_dir(cfg, data, out, w.rank)
@@ -362,9 +385,8 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     rows = store.merge(out, [ex.id for ex in examples]) if w.size > 1 else list(store.read_all(out).values())
     wanted = {ex.id for ex in examples}
     rows = [r for r in rows if r["id"] in wanted]
-    old = out / "summary.json"
-    # A rerun with nothing left to do keeps the memory its point was measured at.
-    memory = json.loads(old.read_text()) if not mine and old.exists() else peak.result()
+    # A rerun with nothing left to do keeps the memory its point was measured at (unknown if its summary broke).
+    memory = peak.result() if mine else read_summary(out) or {}
     return write_summary(cfg, data, out, rows, memory, trained_latent_steps(cfg.adapter), relog=bool(mine))
 
 
