@@ -18,7 +18,8 @@ import warnings
 import yaml
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL; pinned and tested
-warnings.filterwarnings("ignore", "`gradient_checkpointing` is deprecated", FutureWarning)  # TRL's own default
+# transformers renamed gradient checkpointing; TRL still calls the old names, at every step (its own calls).
+warnings.filterwarnings("ignore", r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated", FutureWarning)
 # DeepSpeed JIT-compiles an op on its first CPU run (about a minute); keep the build inside the project.
 os.environ.setdefault(
     "TORCH_EXTENSIONS_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "torch_extensions")
