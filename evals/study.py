@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from latentrl.eval.plots import draw_all, train_eval_heatmap, training_curve  # noqa: E402
 from latentrl.eval.report import markdown_table  # noqa: E402
-from latentrl.eval.stats import paired_difference, wilson  # noqa: E402
+from latentrl.eval.stats import paired_difference, trend, wilson  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
 
 
@@ -47,6 +47,20 @@ def differences(points: list[dict], against: dict, title: str) -> list[str]:
     for p in points:
         diff, (lo, hi), n = paired_difference(p["correct"], against["correct"])
         lines.append(f"| {label(p)} | {p['accuracy']:.3f} | {diff:+.3f} | [{lo:+.3f}, {hi:+.3f}] (n={n}) |")
+    return lines + [""]
+
+
+def trends(curves: list[tuple[str, list[dict]]]) -> list[str]:
+    """One row per curve (latent_mas points over m): the accuracy change per doubling of 1 + m."""
+    lines = ["**Trend: accuracy change per doubling of 1 + m** (mean per-question least-squares slope on",
+             "log2(1 + m), 95% t-interval over questions; one test per curve instead of one per m)", "",
+             "| curve | m | change per doubling | 95% CI | n |", "|---|---|---|---|---|"]  # fmt: skip
+    for name, pts in curves:
+        runs = {p["latent_steps"]: p["correct"] for p in pts}
+        if len(runs) > 2:
+            slope, (lo, hi), n = trend(runs)
+            ms = ", ".join(str(m) for m in sorted(runs))
+            lines.append(f"| {name} | {ms} | {slope:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {n} |")
     return lines + [""]
 
 
@@ -112,6 +126,9 @@ def write(zero_dir: Path, trained_dir: Path, out: Path, title: str = "Study resu
             m0 = next((p for p in pts if p["latent_steps"] == 0), None)
             if m0 and len(pts) > 1:
                 lines += differences([p for p in pts if p is not m0], m0, f"latent_mas {topo}: each m minus m=0")
+        curves = [(f"latent_mas {t}", [p for p in zero if p["method"] == "latent_mas" and p["topology"] == t])
+                  for t in ("sequential", "hierarchical")]  # fmt: skip
+        lines += trends(curves)
         lines += ["## Accuracy by level (number of operations)", "", *by_level(zero)]
     base = [p for p in zero if p["method"] == "latent_mas" and p["topology"] == "sequential"]
     if trained:
@@ -124,6 +141,8 @@ def write(zero_dir: Path, trained_dir: Path, out: Path, title: str = "Study resu
                 p["gain"] = f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}]"
         lines += ["**Trained minus untrained at the same eval m (paired 95% CI)**", "", "| point | gain |", "|---|---|"]
         lines += [f"| {label(p)} | {p.get('gain', '-')} |" for p in trained] + [""]
+        adapters = sorted({p["train_latent_steps"] for p in trained})
+        lines += trends([(f"GRPO at m={t}", [p for p in trained if p["train_latent_steps"] == t]) for t in adapters])
         lines += ["## Accuracy by level, trained", "", *by_level(trained)]
         figures += [train_eval_heatmap(trained, out, base), trained_vs_m(base, trained, out)]
     for run in sorted(trained_dir.glob("train-m*/adapter")) if trained_dir.exists() else []:

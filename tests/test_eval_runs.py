@@ -14,7 +14,7 @@ from latentrl.cli import main
 from latentrl.eval import ConfigError, EvalConfig, run_eval
 from latentrl.eval.grid import expand
 from latentrl.eval.report import group_seeds, markdown_table
-from latentrl.eval.stats import aggregate, paired_difference, seed_interval, wilson
+from latentrl.eval.stats import aggregate, paired_difference, seed_interval, trend, wilson
 from latentrl.tasks import Example, Score, Task
 from latentrl.tasks.registry import TASKS
 
@@ -179,6 +179,23 @@ def test_paired_difference_uses_per_question_differences():
     assert hi - lo < wilson(30, 100)[1] - wilson(30, 100)[0]  # narrower than one unpaired interval
     assert paired_difference(a, a) == (0.0, (0.0, 0.0), 100)
     assert paired_difference(a, {"x": True})[2] == 0  # no common question
+
+
+def test_trend_is_the_mean_per_question_slope_on_log2_of_1_plus_m():
+    # m = 0, 1, 3: x = log2(1 + m) = 0, 1, 2. 30 questions right only at m = 3 (slope +0.5), 10 right only at
+    # m = 0 (-0.5), 60 never: accuracies 0.10 / 0.00 / 0.30, whose least-squares slope is +0.1 per doubling.
+    kinds = ["up"] * 30 + ["down"] * 10 + ["never"] * 60
+    runs = {
+        m: {str(i): (k == "up" and m == 3) or (k == "down" and m == 0) for i, k in enumerate(kinds)} for m in (0, 1, 3)
+    }
+    slope, (lo, hi), n = trend(runs)
+    assert n == 100 and slope == pytest.approx(0.1)
+    half = 2.000 * (9 / 99) ** 0.5 / 10  # sd of the per-question slopes (0.5 x30, -0.5 x10, 0 x60) / sqrt(n)
+    assert (lo, hi) == pytest.approx((0.1 - half, 0.1 + half))
+    del runs[1]["0"]  # a question one run lacks is left out of all
+    assert trend(runs)[2] == 99
+    assert trend({m: {"a": True, "b": False} for m in (0, 8)})[0] == 0.0  # flat
+    assert trend({0: {"a": True}}) == (0.0, (0.0, 0.0), 0)  # one m: no trend
 
 
 def test_rescore_brings_a_finished_run_up_to_the_current_scorer(model_dir, data_file, tmp_path, capsys):

@@ -1,0 +1,55 @@
+"""The study report (evals/study.py) from finished points: tables, paired differences, trends, figures."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "evals"))
+
+import study  # noqa: E402
+
+from latentrl.eval.stats import summarize  # noqa: E402
+from latentrl.tasks import get_task  # noqa: E402
+
+IDS = [e.id for e in get_task("chains").load("offline", None)][:40]
+
+
+def point(root: Path, method: str, m: int, right: set[int], train_m: int | None = None) -> None:
+    """A finished point as the runner leaves it: predictions.jsonl and summary.json, questions `right` correct."""
+    rows = [{"id": q, "correct": i in right, "correct_strict": False, "pred_strict": None, "output_tokens": 10,
+             "tokens_per_agent": {"judger": 10}, "forwards": 10 + m, "latent_steps": 3 * m, "seconds": 1.0}
+            for i, q in enumerate(IDS)]  # fmt: skip
+    out = root / "chains" / f"{method}-m{m}"
+    out.mkdir(parents=True)
+    (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    topology = "-" if method == "single" else "sequential"
+    summary = {"task": "chains", "method": method, "topology": topology, "latent_steps": m, "seed": 0,
+               "model": "tiny", "adapter": None, "train_latent_steps": train_m, **summarize(rows)}  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary))
+
+
+def test_report_has_paired_differences_trends_and_figures(tmp_path):
+    zero, trained = tmp_path / "zero", tmp_path / "trained"
+    point(zero, "single", 0, set(range(10)))
+    # Untrained: right on 0-3 at every m, plus 10-19 at m = 3 only: a rise of 0.25 between m = 1 and m = 3.
+    for m, right in ((0, set(range(4))), (1, set(range(4))), (3, set(range(4)) | set(range(10, 20)))):
+        point(zero, "latent_mas", m, right)
+        point(trained / "train-m0" / "eval", "latent_mas", m, set(range(12)), train_m=0)  # flat after training
+    text = study.write(zero, trained, tmp_path / "docs").read_text()
+    assert "| latent_mas sequential m=3 | 0.350 | +0.250 |" in text  # minus m = 0, same questions
+    assert "| latent_mas sequential m=0 | 0.100 | -0.150 |" in text  # minus single
+    # x = log2(1 + m) = 0, 1, 2: slope of accuracies 0.10, 0.10, 0.35 is 0.125 per doubling.
+    assert "| latent_mas sequential | 0, 1, 3 | +0.1250 |" in text
+    assert "| GRPO at m=0 | 0, 1, 3 | +0.0000 | [+0.0000, +0.0000] | 40 |" in text
+    assert "| latent_mas sequential m=0 (GRPO at m=0) | +0.200 [" in text  # trained minus untrained at eval m
+    figures = [line for line in text.splitlines() if line.startswith("![")]
+    assert figures and all((tmp_path / "docs" / line.split("(")[1].rstrip(")")).exists() for line in figures)
+
+
+def test_no_finished_point_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["study.py", "--zero", str(tmp_path / "a"), "--trained", str(tmp_path / "b")])
+    with pytest.raises(SystemExit, match="no finished point"):
+        study.main()
