@@ -38,6 +38,7 @@ def test_report_has_paired_differences_trends_and_figures(tmp_path):
     for m, right in ((0, set(range(4))), (1, set(range(4))), (3, set(range(4)) | set(range(10, 20)))):
         point(zero, "latent_mas", m, right)
         point(trained / "train-m0" / "eval", "latent_mas", m, set(range(12)), train_m=0)  # flat after training
+        point(trained / "train-m3" / "eval", "latent_mas", m, set(range(14)), train_m=3)
     text = study.write(zero, trained, tmp_path / "docs").read_text()
     assert "| latent_mas sequential m=3 | 0.350 | +0.250 |" in text  # minus m = 0, same questions
     assert "| latent_mas sequential m=0 | 0.100 | -0.150 |" in text  # minus single
@@ -45,6 +46,7 @@ def test_report_has_paired_differences_trends_and_figures(tmp_path):
     assert "| latent_mas sequential | 0, 1, 3 | +0.1250 |" in text
     assert "| GRPO at m=0 | 0, 1, 3 | +0.0000 | [+0.0000, +0.0000] | 40 |" in text
     assert "| latent_mas sequential m=0 (GRPO at m=0) | +0.200 [" in text  # trained minus untrained at eval m
+    assert "| latent_mas sequential m=1 (GRPO at m=3) | +0.050 [" in text  # minus the adapter trained at m = 0
     figures = [line for line in text.splitlines() if line.startswith("![")]
     assert figures and all((tmp_path / "docs" / line.split("(")[1].rstrip(")")).exists() for line in figures)
 
