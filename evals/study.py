@@ -50,6 +50,18 @@ def differences(points: list[dict], against: dict, title: str) -> list[str]:
     return lines + [""]
 
 
+def between_adapters(trained: list[dict], adapters: list[int]) -> list[str]:
+    """Each later adapter minus the first (lowest train m) at the same eval m; nothing with one adapter."""
+    first = {p["latent_steps"]: p for p in trained if p["train_latent_steps"] == adapters[0]}
+    lines = [f"**Each adapter minus the one trained at m={adapters[0]}, same eval m (paired 95% CI)**", "",
+             "| point | difference |", "|---|---|"]  # fmt: skip
+    for p in trained:
+        if p["train_latent_steps"] != adapters[0] and p["latent_steps"] in first:
+            diff, (lo, hi), _ = paired_difference(p["correct"], first[p["latent_steps"]]["correct"])
+            lines.append(f"| {label(p)} | {diff:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
+    return lines + [""] if len(adapters) > 1 else []
+
+
 def trends(curves: list[tuple[str, list[dict]]]) -> list[str]:
     """One row per curve (latent_mas points over m): the accuracy change per doubling of 1 + m."""
     lines = ["**Trend: accuracy change per doubling of 1 + m** (mean per-question least-squares slope on",
@@ -142,15 +154,7 @@ def write(zero_dir: Path, trained_dir: Path, out: Path, title: str = "Study resu
         lines += ["**Trained minus untrained at the same eval m (paired 95% CI)**", "", "| point | gain |", "|---|---|"]
         lines += [f"| {label(p)} | {p.get('gain', '-')} |" for p in trained] + [""]
         adapters = sorted({p["train_latent_steps"] for p in trained})
-        first = [p for p in trained if p["train_latent_steps"] == adapters[0]]
-        lines += [] if len(adapters) < 2 else [f"**Each adapter minus the one trained at m={adapters[0]}, same eval m (paired 95% CI)**", "",
-                  "| point | difference |", "|---|---|"]  # fmt: skip
-        for p in trained:
-            same = next((b for b in first if b["latent_steps"] == p["latent_steps"]), None)
-            if same and p["train_latent_steps"] != adapters[0]:
-                diff, (lo, hi), n = paired_difference(p["correct"], same["correct"])
-                lines.append(f"| {label(p)} | {diff:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
-        lines.append("")
+        lines += between_adapters(trained, adapters)
         lines += trends([(f"GRPO at m={t}", [p for p in trained if p["train_latent_steps"] == t]) for t in adapters])
         lines += ["## Accuracy by level, trained", "", *by_level(trained)]
         figures += [train_eval_heatmap(trained, out, base), trained_vs_m(base, trained, out)]
