@@ -1,6 +1,7 @@
 """The study report: accuracy vs latent steps on held-out chains problems, zero-training and after GRPO.
 
     .venv/bin/python evals/study.py [--zero runs/study/zero] [--trained runs/study/trained] [--out docs/study]
+                                    [--replicate runs/study/trained-seed1 ...]
 
 Reads finished points only (a summary.json beside its predictions), so it can run while the study's
 jobs (evals/sweep.py, evals/trained_sweep.py; commands in docs/study_latent_steps.md) are still going.
@@ -41,6 +42,14 @@ def label(p: dict) -> str:
     return name if p.get("train_latent_steps") is None else f"{name} (GRPO at m={p['train_latent_steps']})"
 
 
+def minus(p: dict, other: dict | None) -> str:
+    """p's accuracy minus other's on the same questions, with its paired 95% interval; '-' without other."""
+    if other is None:
+        return "-"
+    diff, (lo, hi), _ = paired_difference(p["correct"], other["correct"])
+    return f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
 def differences(points: list[dict], against: dict, title: str) -> list[str]:
     """Rows of paired differences of `points` against one point."""
     lines = [f"**{title}**", "", "| point | acc | minus baseline | 95% CI (paired) |", "|---|---|---|---|"]
@@ -57,8 +66,7 @@ def between_adapters(trained: list[dict], adapters: list[int]) -> list[str]:
              "| point | difference |", "|---|---|"]  # fmt: skip
     for p in trained:
         if p["train_latent_steps"] != adapters[0] and p["latent_steps"] in first:
-            diff, (lo, hi), _ = paired_difference(p["correct"], first[p["latent_steps"]]["correct"])
-            lines.append(f"| {label(p)} | {diff:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
+            lines.append(f"| {label(p)} | {minus(p, first[p['latent_steps']])} |")
     return lines + [""] if len(adapters) > 1 else []
 
 
@@ -118,7 +126,25 @@ def trained_vs_m(base: list[dict], trained: list[dict], out: Path) -> Path:
     return path
 
 
-def write(zero_dir: Path, trained_dir: Path, out: Path, title: str = "Study results") -> Path:
+def replicate(rep_dir: Path, base: list[dict], trained: list[dict]) -> list[str]:
+    """A trained sweep of another training seed: each point against the untrained pipeline and against the
+    main sweep's adapter of the same train m, at the same eval m (paired)."""
+    points = sorted(load_points(rep_dir), key=lambda p: (p["train_latent_steps"], p["latent_steps"]))
+    if not points:
+        return []
+    lines = [f"## Another training seed: {rep_dir.name}", "", markdown_table(points), "",
+             "| point | minus untrained | minus the main sweep's adapter |", "|---|---|---|"]  # fmt: skip
+    untrained = {b["latent_steps"]: b for b in base}
+    main = {(t["train_latent_steps"], t["latent_steps"]): t for t in trained}
+    for p in points:
+        same = main.get((p["train_latent_steps"], p["latent_steps"]))
+        lines.append(f"| {label(p)} | {minus(p, untrained.get(p['latent_steps']))} | {minus(p, same)} |")
+    return lines + [""]
+
+
+def write(
+    zero_dir: Path, trained_dir: Path, out: Path, title: str = "Study results", replicates: tuple[Path, ...] = ()
+) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     order = {"single": 0, "text_mas": 1, "latent_mas": 2}
     zero = sorted(load_points(zero_dir) if zero_dir.exists() else [],
@@ -146,18 +172,16 @@ def write(zero_dir: Path, trained_dir: Path, out: Path, title: str = "Study resu
     if trained:
         lines += ["## After GRPO (latent_mas sequential; adapter trained at train m, evaluated at eval m)", ""]
         lines += [markdown_table(trained), ""]
-        for p in trained:
-            same = next((b for b in base if b["latent_steps"] == p["latent_steps"]), None)
-            if same:
-                diff, (lo, hi), n = paired_difference(p["correct"], same["correct"])
-                p["gain"] = f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+        untrained = {b["latent_steps"]: b for b in base}
         lines += ["**Trained minus untrained at the same eval m (paired 95% CI)**", "", "| point | gain |", "|---|---|"]
-        lines += [f"| {label(p)} | {p.get('gain', '-')} |" for p in trained] + [""]
+        lines += [f"| {label(p)} | {minus(p, untrained.get(p['latent_steps']))} |" for p in trained] + [""]
         adapters = sorted({p["train_latent_steps"] for p in trained})
         lines += between_adapters(trained, adapters)
         lines += trends([(f"GRPO at m={t}", [p for p in trained if p["train_latent_steps"] == t]) for t in adapters])
         lines += ["## Accuracy by level, trained", "", *by_level(trained)]
         figures += [train_eval_heatmap(trained, out, base), trained_vs_m(base, trained, out)]
+    for rep_dir in replicates:
+        lines += replicate(rep_dir, base, trained)
     for run in sorted(trained_dir.glob("train-m*/adapter")) if trained_dir.exists() else []:
         try:
             figures.append(training_curve(run, out / f"training_{run.parent.name}.png", title=run.parent.name))
@@ -175,10 +199,12 @@ def main() -> None:
     ap.add_argument("--trained", default="runs/study/trained", help="the trained sweep's output")
     ap.add_argument("--out", default="docs/study", help="where results.md and the figures go")
     ap.add_argument("--title", default="Study results", help="results.md's heading")
+    ap.add_argument("--replicate", nargs="*", default=[], help="trained sweeps of other training seeds")
     args = ap.parse_args()
     if not any(Path(d).rglob("summary.json") for d in (args.zero, args.trained) if Path(d).is_dir()):
         raise SystemExit(f"study: error: no finished point under {args.zero} or {args.trained} (run the study first)")
-    print(f"wrote {write(Path(args.zero), Path(args.trained), Path(args.out), args.title)}")
+    reps = tuple(Path(d) for d in args.replicate if Path(d).is_dir())
+    print(f"wrote {write(Path(args.zero), Path(args.trained), Path(args.out), args.title, reps)}")
 
 
 if __name__ == "__main__":

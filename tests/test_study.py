@@ -39,7 +39,8 @@ def test_report_has_paired_differences_trends_and_figures(tmp_path):
         point(zero, "latent_mas", m, right)
         point(trained / "train-m0" / "eval", "latent_mas", m, set(range(12)), train_m=0)  # flat after training
         point(trained / "train-m3" / "eval", "latent_mas", m, set(range(14)), train_m=3)
-    text = study.write(zero, trained, tmp_path / "docs").read_text()
+        point(tmp_path / "seed1" / "train-m0" / "eval", "latent_mas", m, set(range(16)), train_m=0)
+    text = study.write(zero, trained, tmp_path / "docs", replicates=(tmp_path / "seed1",)).read_text()
     assert "| latent_mas sequential m=3 | 0.350 | +0.250 |" in text  # minus m = 0, same questions
     assert "| latent_mas sequential m=0 | 0.100 | -0.150 |" in text  # minus single
     # x = log2(1 + m) = 0, 1, 2: slope of accuracies 0.10, 0.10, 0.35 is 0.125 per doubling.
@@ -47,6 +48,9 @@ def test_report_has_paired_differences_trends_and_figures(tmp_path):
     assert "| GRPO at m=0 | 0, 1, 3 | +0.0000 | [+0.0000, +0.0000] | 40 |" in text
     assert "| latent_mas sequential m=0 (GRPO at m=0) | +0.200 [" in text  # trained minus untrained at eval m
     assert "| latent_mas sequential m=1 (GRPO at m=3) | +0.050 [" in text  # minus the adapter trained at m = 0
+    # Another training seed: against the untrained pipeline (4 right) and the main adapter (12 right), at m = 1.
+    assert "## Another training seed: seed1" in text
+    assert "| latent_mas sequential m=1 (GRPO at m=0) | +0.300 [" in text and "] | +0.100 [" in text
     figures = [line for line in text.splitlines() if line.startswith("![")]
     assert figures and all((tmp_path / "docs" / line.split("(")[1].rstrip(")")).exists() for line in figures)
 
