@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +127,10 @@ def load_model(
     return LoadedModel(model.to(dev).eval(), tokenizer, name)
 
 
+# transformers renamed gradient checkpointing; PEFT and TRL still call the old names (their calls, not ours).
+GC_RENAMED = r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated"
+
+
 def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
     if not (Path(adapter) / "adapter_config.json").exists():
         raise ModelLoadError(f"no PEFT adapter at '{adapter}' (adapter_config.json missing)")
@@ -133,7 +138,9 @@ def merge_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
         from peft import PeftModel
     except ImportError as err:
         raise ModelLoadError("--adapter needs peft: pip install 'latentrl[train]'") from err
-    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", GC_RENAMED, FutureWarning)
+        return PeftModel.from_pretrained(model, adapter).merge_and_unload()
 
 
 def check_chat_template(tokenizer: PreTrainedTokenizerBase, name: str = "the model") -> None:

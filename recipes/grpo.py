@@ -18,8 +18,6 @@ import warnings
 import yaml
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL; pinned and tested
-# transformers renamed gradient checkpointing; TRL still calls the old names, at every step (its own calls).
-warnings.filterwarnings("ignore", r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated", FutureWarning)
 # DeepSpeed JIT-compiles an op on its first CPU run (about a minute); keep the build inside the project.
 os.environ.setdefault(
     "TORCH_EXTENSIONS_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "torch_extensions")
@@ -28,7 +26,7 @@ os.environ.setdefault(
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 from trl import TrlParser  # noqa: E402
 
-from latentrl.models import ModelLoadError, load_model  # noqa: E402
+from latentrl.models import GC_RENAMED, ModelLoadError, load_model  # noqa: E402
 from latentrl.rl.config import LatentGRPOConfig  # noqa: E402
 from latentrl.rl.data import train_dataset  # noqa: E402
 from latentrl.rl.lora import lora_config  # noqa: E402
@@ -36,6 +34,8 @@ from latentrl.rl.rewards import closeness_reward, correctness_reward, format_rew
 from latentrl.rl.trainer import LatentGRPOTrainer  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
 from latentrl.tracking import wandb_mode  # noqa: E402
+
+warnings.filterwarnings("ignore", GC_RENAMED, FutureWarning)  # TRL calls the old names at every step
 
 
 def resume_point(value: str | None, output_dir: str) -> str | None:
