@@ -182,11 +182,13 @@ def write(
         figures += [train_eval_heatmap(trained, out, base), trained_vs_m(base, trained, out)]
     for rep_dir in replicates:
         lines += replicate(rep_dir, base, trained)
-    for run in sorted(trained_dir.glob("train-m*/adapter")) if trained_dir.exists() else []:
-        try:
-            figures.append(training_curve(run, out / f"training_{run.parent.name}.png", title=run.parent.name))
-        except FileNotFoundError:
-            pass  # a training that has not logged a step yet
+    for sweep in (trained_dir, *replicates):
+        for run in sorted(sweep.glob("train-m*/adapter")) if sweep.exists() else []:
+            name = run.parent.name if sweep == trained_dir else f"{sweep.name}-{run.parent.name}"
+            try:
+                figures.append(training_curve(run, out / f"training_{name}.png", title=name))
+            except FileNotFoundError:
+                pass  # a training that has not logged a step yet
     lines += [f"![{f.stem}]({f.name})" for f in figures]
     path = out / "results.md"
     path.write_text("\n".join(lines) + "\n")
