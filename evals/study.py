@@ -13,7 +13,7 @@ curves per training run).
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -21,8 +21,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from latentrl.eval import store  # noqa: E402
 from latentrl.eval.plots import draw_all, train_eval_heatmap, training_curve  # noqa: E402
 from latentrl.eval.report import markdown_table  # noqa: E402
+from latentrl.eval.runner import read_summary  # noqa: E402
 from latentrl.eval.stats import paired_difference, trend, wilson  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
 
@@ -31,8 +33,12 @@ def load_points(root: Path) -> list[dict]:
     """Finished points under root: each summary plus `correct` ({question id: bool}) from its predictions."""
     points = []
     for path in sorted(root.rglob("summary.json")):
-        rows = [json.loads(line) for line in (path.parent / "predictions.jsonl").read_text().splitlines() if line]
-        points.append({"seeds": 1, **json.loads(path.read_text()), "correct": {r["id"]: r["correct"] for r in rows}})
+        summary = read_summary(path.parent)
+        if summary is None:  # not a finished point: left out, said once
+            print(f"study: {path} is not a run summary (rerun its point to rebuild it); left out", file=sys.stderr)
+            continue
+        correct = {i: r["correct"] for i, r in store.read_all(path.parent).items()}
+        points.append({"seeds": 1, **summary, "correct": correct})
     return points
 
 
@@ -205,7 +211,9 @@ def main() -> None:
     args = ap.parse_args()
     if not any(Path(d).rglob("summary.json") for d in (args.zero, args.trained) if Path(d).is_dir()):
         raise SystemExit(f"study: error: no finished point under {args.zero} or {args.trained} (run the study first)")
-    reps = tuple(Path(d) for d in args.replicate if Path(d).is_dir())
+    if missing := [d for d in args.replicate if not Path(d).is_dir()]:
+        raise SystemExit(f"study: error: no such replicate directory: {', '.join(missing)}")
+    reps = tuple(Path(d) for d in args.replicate)
     print(f"wrote {write(Path(args.zero), Path(args.trained), Path(args.out), args.title, reps)}")
 
 

@@ -93,8 +93,7 @@ def _rescore(args: argparse.Namespace) -> int:
         try:
             before, after, changed = rescore(out, args.allow_code_execution)
         except INPUT_ERRORS as err:  # one bad run does not stop the others
-            print(f"{out}: {err}; left as it was" if str(out) not in str(err) else f"{err}; left as it was",
-                  file=sys.stderr)  # fmt: skip
+            print(f"{out}: {err}; left as it was", file=sys.stderr)
             left += 1
             continue
         acc = f"accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f}"

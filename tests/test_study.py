@@ -59,3 +59,17 @@ def test_no_finished_point_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["study.py", "--zero", str(tmp_path / "a"), "--trained", str(tmp_path / "b")])
     with pytest.raises(SystemExit, match="no finished point"):
         study.main()
+
+
+def test_bad_points_and_missing_replicates_are_one_line(tmp_path, monkeypatch, capsys):
+    zero = tmp_path / "zero"
+    point(zero, "single", 0, set(range(10)))
+    point(zero, "latent_mas", 0, set(range(4)))
+    (zero / "chains" / "latent_mas-m0" / "summary.json").write_text("{torn")
+    assert [p["method"] for p in study.load_points(zero)] == ["single"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "latent_mas-m0/summary.json is not a run summary" in err
+    argv = ["study.py", "--zero", str(zero), "--out", str(tmp_path / "docs"), "--replicate", str(tmp_path / "nope")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit, match="no such replicate directory"):
+        study.main()

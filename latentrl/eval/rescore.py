@@ -24,7 +24,7 @@ def saved_config(out: Path) -> EvalConfig:
     """The run's EvalConfig from its config.json (keys an older run did not record take their defaults)."""
     path = out / "config.json"
     if not path.exists():
-        raise ConfigError(f"{out}: no config.json, so not an evaluation run directory")
+        raise ConfigError("no config.json, so not an evaluation run directory")
     saved = json.loads(path.read_text())
     names = {f.name for f in dataclasses.fields(EvalConfig)}
     return EvalConfig(**{k: v for k, v in saved.items() if k in names})
@@ -38,16 +38,16 @@ def rescore(out: Path, allow_code_execution: bool = False) -> tuple[dict, dict, 
     rows = list(store.read_all(out).values())
     before = read_summary(out)
     if before is None and (out / "summary.json").exists():
-        raise ConfigError(f"{out}: summary.json is not a run summary (rerun the run's command to rebuild it)")
+        raise ConfigError("summary.json is not a run summary (rerun the run's command to rebuild it)")
     if before is None or len(rows) < before["n"]:
-        raise ConfigError(f"{out}: unfinished run (rerun its command to finish it, then rescore)")
+        raise ConfigError("unfinished run (rerun its command to finish it, then rescore)")
     task, examples, data = load_task(cfg)
     if change := data_change(before, data):
-        raise ConfigError(f"{out}: its data changed since the run ({change})")
+        raise ConfigError(f"its data changed since the run ({change})")
     by_id = {ex.id: ex for ex in examples}
     todo = [r for r in rows if r["id"] in by_id]
     if broken := [r["id"] for r in todo if not isinstance(r.get("text"), str)]:
-        raise ConfigError(f"{out}: {len(broken)} prediction rows have no text (first: {broken[0]})")
+        raise ConfigError(f"{len(broken)} prediction rows have no text (first: {broken[0]})")
     scores = score_many(task, [r["text"] for r in todo], [by_id[r["id"]] for r in todo])
     changed = 0
     for row, s in zip(todo, scores):
