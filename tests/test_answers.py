@@ -132,3 +132,36 @@ def test_strict_and_flexible_readings():
 def test_gsm8k_gold_in_both_schemas():
     assert gold_of({"question": "q", "answer": "work\n#### 1,200"}) == "1200"
     assert gold_of({"question": "q", "short_answer": "18"}) == "18"
+
+
+MEDQA_OPTIONS = ["hyperthyroidism", "Addison disease", "Cushing syndrome", "diabetes insipidus", "hypothyroidism"]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # The class: a letter, then ')' or '.', then that option's own text.
+        ("The correct option is E) hypothyroidism.", "E"),  # read as no answer before
+        ("So it must be E) Hypothyroidism, given the TSH.", "E"),  # the option's text names it: case aside
+        ("Most likely: **C. Cushing syndrome**", "C"),
+        ("That leaves (b) Addison   disease", "B"),
+        ("Answer: (C) Cushing syndrome", "C"),  # a stated answer
+        ("The best choice is d", "D"),
+        ("The correct option is E) hypothyroidism, not A) hyperthyroidism.", "E"),  # stated beats named
+        # No answer: prose with a letter and ')' whose words are not that option's text ...
+        ("We check two things: a) the TSH level, b) the free T4.", None),
+        ("Considering a) hypothyroidism is tempting", None),  # A's text is hyperthyroidism, not this
+        # ... an echo of the option list, naming every option ...
+        ("A) hyperthyroidism B) Addison disease C) Cushing syndrome", None),
+        # ... or 'option' without a qualifier that states it.
+        ("One option is A, another is B, I am unsure.", None),
+    ],
+)
+def test_choice_letter_with_its_option_text(text, expected):
+    assert choice.extract_choice(text, "ABCDE", MEDQA_OPTIONS)[1] == expected
+
+
+def test_choice_score_reads_the_options_shown():
+    said = "The correct option is E) hypothyroidism."
+    assert choice.score(said, choice.example("q", "Which?", MEDQA_OPTIONS, 4)).correct
+    assert not choice.score(said, choice.example("q", "Which?", MEDQA_OPTIONS, 0)).correct

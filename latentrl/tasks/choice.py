@@ -18,14 +18,18 @@ ANSWER_FORMAT = "Reason step by step, then put the letter of the correct option 
 
 _WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 _BOXED_LETTER = re.compile(r"\(?([A-Za-z])\)?(?:[.:)]\s*.*)?", re.DOTALL)  # 'B', 'b', '(B)', 'B.', 'B) the text'
-# After "answer is" / "Answer:": a capital letter, a letter in parentheses, or a lowercase letter that ends
-# the phrase ('Answer: c', 'the answer is b.'), so the article in 'the answer is a bit unclear' is no answer.
+# After "answer is" / "Answer:" / "the correct option is": a capital letter, a letter in parentheses, or a
+# lowercase letter that ends the phrase ('Answer: c', 'the answer is b.'), so the article in 'the answer is a
+# bit unclear' is no answer. "option" and "choice" need a qualifier (correct, right, best, final): "one option
+# is A" in prose states nothing.
 _ANSWER_IS = re.compile(
-    r"(?i:answer)\s*(?:is|:)\s*:?\s*(?:(?i:option|choice)\s*)?[*_$]*"
+    r"(?i:answer|(?:correct|right|best|final)\s+(?:option|choice))\s*(?:is|:)\s*:?\s*(?:(?i:option|choice)\s*)?[*_$]*"
     r"(?:\(([A-Za-z])\)|\(?([A-Z])\b|([a-z])(?=[*_$]*(?:[.,;:!)]|\s*$)))",
     re.MULTILINE,
 )
 _PAREN = re.compile(r"\(([A-Z])\)")
+# A letter naming an option by its text: 'E) hypothyroidism', 'E. hypothyroidism', '(e) hypothyroidism'.
+_NAMED = re.compile(r"(?<![A-Za-z0-9])\(?([A-Za-z])[.)]\s+")
 
 
 def render(question: str, options: Sequence[str]) -> str:
@@ -68,18 +72,41 @@ def boxed_letter(content: str | None, letters: str) -> str | None:
     return letter if letter and letter in letters else None
 
 
-def extract_choice(text: str, letters: str = LETTERS[:4]) -> tuple[str | None, str | None]:
+def extract_choice(
+    text: str, letters: str = LETTERS[:4], options: Sequence[str] | None = None
+) -> tuple[str | None, str | None]:
     """(strict, flexible) letters: strict is the last boxed letter (either case); flexible falls back to the
-    last 'answer is X' / 'Answer: x', then to the last '(X)'. Thinking is dropped as in `strip_think`."""
+    last 'answer is X' / 'Answer: x' / 'the correct option is X', then to the one option named by its letter
+    and its text ('E) hypothyroidism', given `options`), then to the last '(X)'. Thinking is dropped as in
+    `strip_think`."""
     body = strip_think(text)
     strict = boxed_letter(last_boxed(body), letters)
     if strict is not None:
         return strict, strict
-    for pattern in (_ANSWER_IS, _PAREN):
-        found = [letter for m in pattern.finditer(body) if (letter := _letter(m)) in letters]
-        if found:
-            return None, found[-1]
-    return None, None
+    found = [letter for m in _ANSWER_IS.finditer(body) if (letter := _letter(m)) in letters]
+    found = found or named_options(body, letters, options or ())
+    found = found or [letter for m in _PAREN.finditer(body) if (letter := _letter(m)) in letters]
+    return None, (found[-1] if found else None)
+
+
+def named_options(body: str, letters: str, options: Sequence[str]) -> list[str]:
+    """The letter of the one option `body` names as a letter followed by that option's text ('E) text',
+    'E. text', '(E) text'), as a one-item list; empty when none is, or when several are (an echo of the
+    option list names them all and states no answer). Prose such as 'a) first, we ...' names no option:
+    the words after the letter must be the option's own text."""
+    flat, texts = _flat(body), [_flat(o).rstrip(".") for o in options]
+    named = set()
+    for m in _NAMED.finditer(flat):
+        letter = m.group(1).upper()
+        i = LETTERS.find(letter)
+        if letter in letters and i < len(texts) and texts[i] and flat[m.end() :].startswith(texts[i]):
+            named.add(letter)
+    return list(named) if len(named) == 1 else []
+
+
+def _flat(text: str) -> str:
+    """Lowercase, markdown emphasis dropped, whitespace runs as one space: how an option's text is matched."""
+    return " ".join(text.replace("*", "").replace("_", " ").split()).lower()
 
 
 def _letter(m: re.Match) -> str:
@@ -88,5 +115,5 @@ def _letter(m: re.Match) -> str:
 
 
 def score(text: str, ex: Example) -> Score:
-    strict, flexible = extract_choice(text, letters_of(ex))
+    strict, flexible = extract_choice(text, letters_of(ex), ex.meta.get("options"))
     return Score(strict, flexible, strict == ex.gold, flexible == ex.gold)
