@@ -15,6 +15,7 @@ from latentrl.mas.promptset import load_prompt_set
 from latentrl.mas.roles import TOPOLOGIES
 from latentrl.mas.semantics import DEFAULT_PROMPTS, check_semantics
 from latentrl.models import DEFAULT_MODEL
+from latentrl.rl.loss_options import loss_option_problems
 from latentrl.tasks import get_task
 
 GRAD_MODES = ("none", "full")
@@ -128,6 +129,7 @@ class LatentGRPOConfig(GRPOConfig):
         except ValueError as err:
             problems.append(str(err))
         problems += self.unsupported_generation_options()
+        problems += loss_option_problems(self)
         if problems:
             raise ValueError("bad GRPO recipe: " + "; ".join(problems))
         super().__post_init__()  # TRL's own checks: batch / num_generations compatibility, ...
