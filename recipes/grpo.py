@@ -57,7 +57,7 @@ def setup(argv: list[str] | None) -> tuple[LatentGRPOTrainer, LatentGRPOConfig]:
             print(f"grpo: W&B offline: files under {args.output_dir}/wandb (upload with `wandb sync`)", file=sys.stderr)
     task = get_task(args.task)
     if task.executes_code:  # allowed by the config check; rewards then run code in the sandbox only
-        from latentrl.tasks.sandbox import enable_code_execution
+        from latentrl.sandbox import enable_code_execution
 
         enable_code_execution()
     data = train_dataset(args.train_data, args.data_file, args.train_size, args.seed, args.task)

@@ -358,8 +358,8 @@ def test_code_rewards_run_in_the_sandbox(tmp_path):
 
     from latentrl.rl.data import train_dataset
     from latentrl.rl.rewards import correctness_reward
+    from latentrl.sandbox import enable_code_execution
     from latentrl.tasks import get_task
-    from latentrl.tasks.sandbox import enable_code_execution
 
     fixture = str(__import__("pathlib").Path(__file__).parent / "fixtures" / "humaneval_plus.jsonl")
     rows = train_dataset("task", fixture, 0, 0, "humaneval_plus").to_list()

@@ -1,4 +1,4 @@
-"""Rewards in TRL's signature, `f(prompts, completions, **columns) -> list[float]`, built from task scorers.
+"""Rewards in TRL's signature, `f(prompts, completions, **columns) -> list[float | None]`, from task scorers.
 
 The dataset carries `gold` (and, for code tasks, `meta`: the tests as JSON) columns, which TRL passes to
 every reward function by name, so TRL's own reward functions can be mixed in unchanged. Code is scored in
@@ -14,7 +14,7 @@ from latentrl.tasks import Example, Score, Task
 from latentrl.tasks.answers import normalize_number
 from latentrl.tasks.registry import score_many
 
-Reward = Callable[..., list[float]]
+Reward = Callable[..., list[float | None]]
 
 
 def _text(completion) -> str:
@@ -29,10 +29,11 @@ def score_all(task: Task, completions: list, gold: list[str], meta: list[str] | 
 
 
 def correctness_reward(task: Task) -> Reward:
-    """1 for a correct final answer (flexible reading; code: the tests pass), else 0."""
+    """1 for a correct final answer (flexible reading; code: the tests pass), else 0; None where the scorer
+    could not judge (the code sandbox did not start): TRL leaves that completion out instead of punishing it."""
 
     def correctness(prompts: list, completions: list, gold: list[str], meta: list[str] | None = None, **_):
-        return [float(s.correct) for s in score_all(task, completions, gold, meta)]
+        return [None if s.error else float(s.correct) for s in score_all(task, completions, gold, meta)]
 
     correctness.__name__ = f"{task.name}_correct"
     return correctness

