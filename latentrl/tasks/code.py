@@ -9,6 +9,7 @@ sets (`evalplus/*`) add the "plus" tests.
 
 from __future__ import annotations
 
+import ast
 import re
 
 from latentrl.tasks.answers import strip_think
@@ -121,6 +122,22 @@ def entry_point(code: str, first_test: str) -> str:
     return (called or names or [""])[0]
 
 
+def classes_the_tests_build(code: str, tests: str) -> str:
+    """Top-level classes of the reference code that the tests construct but do not define (MBPP 367's Node):
+    the tests need them, and they run apart from the candidate, so the tests get them from the reference."""
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return ""
+    return "".join(
+        f"{ast.get_source_segment(code, node)}\n\n\n"
+        for node in body
+        if isinstance(node, ast.ClassDef)
+        and re.search(rf"\b{node.name}\s*\(", tests)
+        and not re.search(rf"^class\s+{node.name}\b", tests, re.MULTILINE)
+    )
+
+
 def mbpp_example(row: dict) -> Example:
     tests = row["test_list"]
     if "text" in row:  # the original MBPP schema (the offline copy)
@@ -129,6 +146,7 @@ def mbpp_example(row: dict) -> Example:
     else:  # evalplus: the prompt is a docstring holding the task and one assert
         description = row["prompt"].strip().strip('"').strip()
         checks = row.get("test") or "\n".join(tests)
+    checks = classes_the_tests_build(row["code"], checks) + checks
     meta = {"prefix": "\n".join(row.get("test_imports") or []), "tests": checks, "reference": row["code"]}
     question = f"Write a Python function for this task; it must pass the test shown.\n\n{description}"
     return Example(str(row["task_id"]), question, entry_point(row["code"], tests[0]), meta)
