@@ -15,12 +15,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from latentrl.tasks import sandbox
-from latentrl.tasks.sandbox import CodeExecutionNotAllowed, ExecResult, Limits, SandboxError
+from latentrl.sandbox import host as sandbox
+from latentrl.sandbox.host import CodeExecutionNotAllowed, ExecResult, Limits, SandboxError, TestJob
 
 LAYERS = sandbox.probe_layers()
 ROOT = os.geteuid() == 0
@@ -31,6 +32,20 @@ needs_uid_drop = pytest.mark.skipif(not LAYERS.uid_drop, reason="needs the sandb
 
 def program(source: str) -> str:
     return textwrap.dedent(source).strip() + "\n"
+
+
+def run_program(source: str, limits: Limits = DEFAULT, *, guard: bool = True) -> ExecResult:
+    """A whole program in the sandbox, its exit status read as "passed": fine for these tests' own trusted
+    programs (they assert, then exit), never a way to grade a candidate (`grade` is)."""
+    result, _ = sandbox.run_script(source, limits, guard=guard)
+    code = result.returncode
+    status = "timeout" if result.timed_out else "passed" if code == 0 else "killed" if code < 0 else "failed"
+    return ExecResult(status, code, result.stdout, result.stderr, result.seconds)
+
+
+def run_programs(sources: list[str], workers: int = 2) -> list[ExecResult]:
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(run_program, sources))
 
 
 def stray_sandbox_processes() -> list[int]:
@@ -79,14 +94,14 @@ def run(request, enabled):
     if request.param == "guarded":
 
         def runner(source: str, limits: Limits = DEFAULT) -> ExecResult:
-            return sandbox.run_program(source, limits)
+            return run_program(source, limits)
 
     else:
         if not LAYERS.uid_drop:
             pytest.skip("without the uid drop the OS layers alone do not contain hostile code")
 
         def runner(source: str, limits: Limits = DEFAULT) -> ExecResult:
-            return sandbox._execute(source, limits, guard=False)[0]
+            return run_program(source, limits, guard=False)
 
     runner.guarded = request.param == "guarded"
     return runner
@@ -125,15 +140,15 @@ def evaluator(tmp_path, monkeypatch):
 def test_disabled_by_default_and_names_the_flag():
     assert not sandbox.code_execution_enabled()
     with pytest.raises(CodeExecutionNotAllowed, match="--allow-code-execution"):
-        sandbox.run_program("print(1)")
+        run_program("print(1)")
     with pytest.raises(CodeExecutionNotAllowed, match="--allow-code-execution"):
-        sandbox.run_programs(["print(1)"])
+        sandbox.grade(TestJob("def f():\n    return 1\n", "assert f() == 1", "f"))
 
 
 def test_enable_switch():
     sandbox.enable_code_execution()
     assert sandbox.code_execution_enabled()
-    assert sandbox.run_program("print(1)").passed
+    assert run_program("print(1)").passed
 
 
 # --- verdicts ---------------------------------------------------------------------------------------
@@ -162,7 +177,7 @@ def test_correct_program_passes_with_stdlib_and_own_files(enabled):
         print("ok", os.getcwd())
         """
     )
-    result = sandbox.run_program(source)
+    result = run_program(source)
     assert result.status == "passed", result.stderr
     assert result.passed and result.returncode == 0 and result.stdout.startswith("ok ")
     workdir = result.stdout.split()[1]
@@ -170,19 +185,19 @@ def test_correct_program_passes_with_stdlib_and_own_files(enabled):
 
 
 def test_failing_assert_fails(enabled):
-    result = sandbox.run_program("def f(x):\n    return x + 1\n\nassert f(1) == 3\n")
+    result = run_program("def f(x):\n    return x + 1\n\nassert f(1) == 3\n")
     assert result.status == "failed" and not result.passed
     assert result.returncode == 1 and "AssertionError" in result.stderr
 
 
 def test_syntax_error_fails(enabled):
-    result = sandbox.run_program("def f(:\n    pass\n")
+    result = run_program("def f(:\n    pass\n")
     assert result.status == "failed" and "SyntaxError" in result.stderr
 
 
 def test_huge_output_does_not_hang_and_keeps_the_tail(enabled):
     source = "import sys\nsys.stdout.write('x' * 5_000_000)\nsys.stderr.write('e' * 3_000_000)\nprint('END')\n"
-    result = sandbox.run_program(source, Limits(timeout_s=20))
+    result = run_program(source, Limits(timeout_s=20))
     assert result.status == "passed", result.stderr[-300:]
     assert len(result.stdout) == sandbox.OUTPUT_CHARS and result.stdout.endswith("xxxEND\n")
     assert result.stderr == "e" * sandbox.OUTPUT_CHARS
@@ -190,7 +205,7 @@ def test_huge_output_does_not_hang_and_keeps_the_tail(enabled):
 
 
 def test_output_beyond_the_file_size_limit_is_cut_off(enabled):
-    result = sandbox.run_program("print('x' * 5_000_000)\n", Limits(max_file_mb=1, timeout_s=20))
+    result = run_program("print('x' * 5_000_000)\n", Limits(max_file_mb=1, timeout_s=20))
     assert not result.passed and result.status in ("failed", "killed")
     assert result.seconds < 10
 
@@ -198,12 +213,11 @@ def test_output_beyond_the_file_size_limit_is_cut_off(enabled):
 def test_run_programs_keeps_order_and_runs_in_parallel(enabled):
     sources = [f"import time\ntime.sleep(1)\nprint({i})\nassert {i} != 2\n" for i in range(4)]
     start = time.monotonic()
-    results = sandbox.run_programs(sources, workers=4)
+    results = run_programs(sources, workers=4)
     elapsed = time.monotonic() - start
     assert [r.stdout.strip() for r in results] == ["0", "1", "2", "3"]
     assert [r.status for r in results] == ["passed", "passed", "failed", "passed"]
     assert elapsed < 3, f"4 one-second programs on 4 workers took {elapsed:.1f} s"
-    assert sandbox.run_programs([]) == []
 
 
 def test_program_sees_a_scrubbed_environment(enabled, evaluator):
@@ -214,7 +228,7 @@ def test_program_sees_a_scrubbed_environment(enabled, evaluator):
         assert os.environ["HOME"] == os.environ["TMPDIR"] == os.getcwd()
         """
     )
-    result = sandbox.run_program(source)
+    result = run_program(source)
     assert result.passed, result.stderr
     expected = ["HOME", "LANG", "MKL_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PATH", "TMPDIR"]
     assert result.stdout.strip() == str(expected)
@@ -226,14 +240,14 @@ def test_root_gets_every_layer_its_capabilities_allow(enabled):
     namespace (an interpreter other uids cannot reach); anything else is a regression, not the machine."""
     assert LAYERS.mount_namespace == LAYERS.network_namespace
     assert LAYERS.uid_drop or not LAYERS.mount_namespace
-    uid = int(sandbox.run_program("import os\nprint(os.getuid())\n").stdout)
+    uid = int(run_program("import os\nprint(os.getuid())\n").stdout)
     assert (uid != 0) == LAYERS.uid_drop
 
 
 @needs_uid_drop
 def test_concurrent_sandboxes_get_their_own_unprivileged_uids(enabled):
     source = "import os, time\ntime.sleep(0.5)\nprint(os.getuid(), os.getgid(), os.getgroups())\n"
-    results = sandbox.run_programs([source, source], workers=2)
+    results = run_programs([source, source], workers=2)
     ids = [r.stdout.strip().split(maxsplit=2) for r in results]
     uids = {int(uid) for uid, gid, groups in ids}
     assert len(uids) == 2 and all(uid >= sandbox._UID_BASE for uid in uids)
@@ -251,7 +265,9 @@ def test_setup_failure_raises_instead_of_scoring(enabled, monkeypatch):
 
     monkeypatch.setattr(sandbox, "_launcher_config", broken)
     with pytest.raises(SandboxError, match="nonexistent"):
-        sandbox.run_program("print(1)")
+        run_program("print(1)")
+    result = sandbox.grade(TestJob("def f():\n    return 1\n", "assert f() == 1", "f"))
+    assert result.status == "error" and not result.passed and "nonexistent" in result.stderr
 
 
 def test_limits_must_be_positive():
@@ -269,7 +285,7 @@ def test_infinite_loop_times_out(run, evaluator):
 
 
 def test_cpu_limit_kills(enabled):
-    result = sandbox.run_program("while True:\n    pass\n", Limits(cpu_s=1, timeout_s=10))
+    result = run_program("while True:\n    pass\n", Limits(cpu_s=1, timeout_s=10))
     assert result.status == "killed" and result.returncode < 0
     assert result.seconds < 5
 
@@ -282,12 +298,12 @@ def test_memory_bomb_fails_quickly(run, evaluator):
 
 def test_open_files_limit(enabled):
     source = "handles = [open(f'f{i}.txt', 'w') for i in range(100)]\n"
-    result = sandbox.run_program(source, Limits(max_open_files=32))
+    result = run_program(source, Limits(max_open_files=32))
     assert result.status == "failed" and "Too many open files" in result.stderr
 
 
 def test_file_size_limit(enabled):
-    result = sandbox.run_program("open('big.bin', 'wb').write(bytes(2 * 1024 * 1024))\n", Limits(max_file_mb=1))
+    result = run_program("open('big.bin', 'wb').write(bytes(2 * 1024 * 1024))\n", Limits(max_file_mb=1))
     assert result.status == "failed" and "File too large" in result.stderr
 
 
@@ -306,8 +322,8 @@ def test_process_limit_is_enforced(enabled):
             stop.set()
         """
     )
-    assert sandbox.run_program(source, Limits(max_procs=50)).passed  # control: 20 threads fit in 50
-    result = sandbox.run_program(source, Limits(max_procs=8))
+    assert run_program(source, Limits(max_procs=50)).passed  # control: 20 threads fit in 50
+    result = run_program(source, Limits(max_procs=8))
     assert result.status == "failed" and "can't start new thread" in result.stderr
 
 
@@ -360,10 +376,10 @@ def test_fork_bomb_is_contained(run, evaluator, kind):
 @needs_uid_drop
 def test_a_fork_bomb_does_not_starve_the_next_program(enabled):
     """Its killed processes linger as zombies and count against RLIMIT_NPROC until init reaps them."""
-    sandbox._execute(program(FORK_BOMBS["fork_loop"]), Limits(timeout_s=1), guard=False)
+    run_program(program(FORK_BOMBS["fork_loop"]), Limits(timeout_s=1), guard=False)
     source = "import threading\nthreads = [threading.Thread(target=print) for _ in range(8)]\n"
     source += "for t in threads:\n    t.start()\n"
-    result = sandbox.run_program(source)
+    result = run_program(source)
     assert result.passed, result.stderr
 
 
@@ -455,7 +471,7 @@ def test_cannot_read_the_evaluators_environment(run, evaluator):
 
 def guard_only(source: str, cwd: Path) -> subprocess.CompletedProcess:
     (cwd / "program.py").write_text(source)
-    argv = [sys.executable, "-I", "-B", "-c", sandbox._runner_source(), "program.py"]
+    argv = [sys.executable, "-I", "-B", "-c", sandbox._script_source(), "program.py"]
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=30)
 
 
