@@ -334,7 +334,7 @@ def test_test_programs():
 
 @pytest.fixture
 def sandbox():
-    module = pytest.importorskip("latentrl.tasks.sandbox")
+    module = pytest.importorskip("latentrl.sandbox")
     module.enable_code_execution()
     return module
 
@@ -377,10 +377,9 @@ def test_humaneval_canonical_solutions_pass(sandbox):
     examples = load("humaneval_plus", "offline")
     programs = code.reference_programs(examples)
     assert len(programs) == 164
-    results = sandbox.run_programs(list(programs.values()))
-    failed = [(i, r.status, r.stderr[-200:]) for i, r in zip(programs, results) if not r.passed]
+    results = sandbox.grade_many([code.test_job(ex.meta["reference"], ex) for ex in examples])
+    failed = [(ex.id, r.status, r.stderr[-200:]) for ex, r in zip(examples, results) if not r.passed]
     assert not failed
     # Another problem's solution fails: the tests do test.
-    wrong = code.program(examples[1].meta["reference"], examples[0])
-    assert not sandbox.run_program(wrong).passed
+    assert not sandbox.grade(code.test_job(examples[1].meta["reference"], examples[0])).passed
     assert re.search(r"check\(has_close_elements\)\s*$", programs["HumanEval/0"])
