@@ -11,7 +11,7 @@ script (engine.py, methods.py, grpo.py). Rows:
   wrapper gpu_check.sh launches DeepSpeed ZeRO-2): its wall-clock time and the rollout/trainer mismatch, the
   largest |sampling log-prob - trainer log-prob| over the completion tokens of one generation batch.
 
-    bash bench/gpu_check.sh            # on the GPU: ZeRO-2 via accelerate, Qwen3 shapes, bf16
+    bash bench/gpu_check.sh --tokenizer bundle/tokenizer   # on the GPU: ZeRO-2 via accelerate, Qwen3 shapes, bf16
     .venv/bin/python bench/gpu_check.py --cpu   # tiny shapes, float32, well under a minute (tests/test_gpu_check.py)
 """
 
@@ -31,6 +31,9 @@ import shapes  # noqa: E402
 import torch  # noqa: E402
 from grpo import StepTimer  # noqa: E402
 from methods import gsm8k_questions, run  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config  # noqa: E402
+
+from latentrl.models import LoadedModel  # noqa: E402
 
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, tie_word_embeddings=True)  # fmt: skip
@@ -40,11 +43,21 @@ MODES = {  # (step shape, GRPO shape, dtype, questions, batches, context, output
 }
 
 
-def load(shape: str, dtype: str, device: str):
-    """A model at `shape` (a name in shapes.SHAPES, or 'tiny') with random weights and the embedded tokenizer."""
+def load(shape: str, dtype: str, device: str, tokenizer: str | None) -> LoadedModel:
+    """A model at `shape` (a name in shapes.SHAPES, or 'tiny') with random weights. Its tokenizer is the embedded
+    model's: loaded with that model (`shapes.load`), or from `tokenizer`, a directory of its saved files, where the
+    embedded model's 90 MB package is not carried (a lent GPU; see docs/performance.md, "GPU check")."""
     if shape == "tiny":
         shapes.SHAPES.setdefault("tiny", TINY)
-    return shapes.load(argparse.Namespace(shape=shape, dtype=dtype, device=device))
+    if tokenizer is None:
+        return shapes.load(argparse.Namespace(shape=shape, dtype=dtype, device=device))
+    tok = AutoTokenizer.from_pretrained(tokenizer)
+    config = Qwen3Config(vocab_size=len(tok), head_dim=128 if shape != "tiny" else 16, **shapes.SHAPES[shape])
+    config.bos_token_id, config.eos_token_id, config.pad_token_id = tok.bos_token_id, tok.eos_token_id, None
+    torch.manual_seed(0)  # as shapes.load: the same random weights
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    return LoadedModel(model.eval(), tok, f"{shape} (random weights)")
 
 
 def grpo_step(lm, args, m: int, completion: int) -> tuple[float, float]:
@@ -84,6 +97,7 @@ def grpo_step(lm, args, m: int, completion: int) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpu", action="store_true", help="tiny shapes, float32 on the CPU (the test's mode)")
+    ap.add_argument("--tokenizer", help="directory of the embedded model's tokenizer files (default: load that model)")
     args = ap.parse_args()
     args.mode = "cpu" if args.cpu else "gpu"
     if not args.cpu and not torch.cuda.is_available():
@@ -92,7 +106,7 @@ def main() -> None:
     device = "cpu" if args.cpu else "cuda"
     t0 = time.perf_counter()
     rows: list[tuple[str, float]] = []
-    lm = load(step_shape, dtype, device)
+    lm = load(step_shape, dtype, device, args.tokenizer)
     latent, decode = engine.step_times(lm.model, 1, context, 20)
     rows.append((f"latent step / decode step ({step_shape}, batch 1, context {context})", latent / decode))
     questions, fmt = gsm8k_questions(n)
@@ -107,7 +121,7 @@ def main() -> None:
     same = sum(a == b for a, b in zip(texts[batches[0]], texts[batches[-1]])) / len(questions)
     rows.append((f"{dtype} batch invariance: batch {batches[-1]} text == batch 1 text", same))
     del lm
-    step, mismatch = grpo_step(load(grpo_shape, dtype, device), args, m, out_tokens)
+    step, mismatch = grpo_step(load(grpo_shape, dtype, device, args.tokenizer), args, m, out_tokens)
     zero = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE")  # set by `accelerate launch` with a DeepSpeed config
     engine_name = f"DeepSpeed ZeRO-{zero}" if zero else "no DeepSpeed"
     rows.append((f"GRPO step seconds ({grpo_shape}, LoRA, batch 4, {engine_name})", step))

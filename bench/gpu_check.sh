@@ -3,5 +3,5 @@
 # Run from the repository root with the bundle's venv active or PYTHON pointing at its interpreter.
 set -euo pipefail
 PYTHON=${PYTHON:-python}
-exec "$PYTHON" -m accelerate.commands.launch --config_file recipes/accelerate/zero2.yaml --num_processes 1 \
+PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} exec "$PYTHON" -m accelerate.commands.launch --config_file recipes/accelerate/zero2.yaml --num_processes 1 \
     bench/gpu_check.py "$@"

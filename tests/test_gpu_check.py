@@ -22,10 +22,18 @@ ROWS = [
 ]
 
 
-def test_cpu_mode_prints_every_row_with_a_finite_number():
+@pytest.mark.parametrize("tokenizer_dir", [False, True], ids=["embedded", "tokenizer-files"])
+def test_cpu_mode_prints_every_row_with_a_finite_number(tmp_path, tokenizer_dir):
+    """Both ways to get the tokenizer: the embedded model, or its saved files (what a lent GPU carries)."""
+    extra = []
+    if tokenizer_dir:
+        from latentrl.models import load_model
+
+        load_model().tokenizer.save_pretrained(tmp_path)
+        extra = ["--tokenizer", str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run([sys.executable, "bench/gpu_check.py", "--cpu"], cwd=ROOT, capture_output=True, text=True,
-                          env=env, timeout=300)  # fmt: skip
+    done = subprocess.run([sys.executable, "bench/gpu_check.py", "--cpu", *extra], cwd=ROOT, capture_output=True,
+                          text=True, env=env, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert len(table) == len(ROWS)
