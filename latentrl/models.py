@@ -163,3 +163,9 @@ def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) ->
     if not ids:
         raise ModelLoadError("the tokenizer defines no EOS token; cannot tell where an answer ends")
     return sorted(ids)
+
+
+def pad_token_id(tokenizer: PreTrainedTokenizerBase, eos_ids: list[int]) -> int:
+    """The id that fills pad columns: the tokenizer's pad, else the first EOS. Pad columns are masked
+    everywhere, so any valid id will do; one rule keeps evaluation and training rows identical."""
+    return eos_ids[0] if tokenizer.pad_token_id is None else tokenizer.pad_token_id

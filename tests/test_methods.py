@@ -118,7 +118,7 @@ def test_sampling_is_seeded_and_top_p_restricts():
 
 
 def test_invalid_configs_are_refused():
-    with pytest.raises(ValueError, match="latent steps must be >= 0"):
+    with pytest.raises(ValueError, match="latent_steps must be >= 0"):
         MethodConfig(latent_steps=-1)
     with pytest.raises(ValueError, match="unknown topology"):
         MethodConfig(topology="ring")

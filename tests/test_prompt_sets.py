@@ -59,9 +59,9 @@ def test_reference_set_has_a_system_turn_and_an_instruction_per_family(tok):
 def test_think_reaches_the_template_under_both_semantics():
     thinking = char_tokenizer(THINKING_TEMPLATE)
     for semantics in ("current", "reference"):
-        cfg = MethodConfig(latent_steps=1, semantics=semantics, think=False)
+        cfg = MethodConfig(latent_steps=1, semantics=semantics, think="off")
         lay = layout(semantics, "hierarchical", 1)
-        workers, finals = latent_prompts(thinking, "hierarchical", [Q], F, cfg.think, cfg.prompt_set, lay)
+        workers, finals = latent_prompts(thinking, "hierarchical", [Q], F, cfg.enable_thinking, cfg.prompt_set, lay)
         assert all(thinking.decode(p[0]).endswith("</think> ") for p in [*workers, finals])
 
 

@@ -54,7 +54,7 @@ def test_changed_config_refuses_an_old_directory(model_dir, data_file, tmp_path)
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--latent-steps", "-1"], "latent steps must be >= 0"),
+        (["--latent-steps", "-1"], "latent_steps must be >= 0"),
         (["--method", "telepathy"], "unknown method"),
         (["--topology", "ring"], "unknown topology"),
         (["--task", "nope"], "unknown task"),

@@ -33,10 +33,10 @@ def test_think_is_refused_for_a_template_without_the_switch(model, tok):
     with pytest.raises(ValueError, match="enable_thinking"):
         render(tok, "hi", True)
     with pytest.raises(ValueError, match="enable_thinking"):
-        Runtime(model, tok, [tok.eos_token_id], MethodConfig(think=False))
+        Runtime(model, tok, [tok.eos_token_id], MethodConfig(think="off"))
     with pytest.raises(ConfigError, match="--think takes on | off"):
         EvalConfig(think="maybe").validate()
-    assert EvalConfig(think="on").method_config().think is True
+    assert EvalConfig(think="on").method_config().enable_thinking is True
 
 
 def test_an_answer_cut_inside_a_think_block_is_reported(thinking_tok):
@@ -50,7 +50,7 @@ def test_an_answer_cut_inside_a_think_block_is_reported(thinking_tok):
 
 
 def test_generations_carry_the_flag(model, thinking_tok):
-    rt = Runtime(model, thinking_tok, [thinking_tok.eos_token_id], MethodConfig(latent_steps=1, think=False))
+    rt = Runtime(model, thinking_tok, [thinking_tok.eos_token_id], MethodConfig(latent_steps=1, think="off"))
     for method in ("single", "latent_mas"):
         g = get_method(method)(rt, ["What is 2+2?"], "Box it.", None)[0]
         assert g.think_truncated == think_truncated(thinking_tok, [], g.text)  # closed in the prompt: only the text

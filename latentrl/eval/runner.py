@@ -31,9 +31,10 @@ from tqdm.auto import tqdm
 from latentrl.eval import store
 from latentrl.eval.resources import PeakMemory
 from latentrl.eval.stats import summarize
-from latentrl.latent.align import MODES
+from latentrl.latent.controls import donors, row_seed
 from latentrl.mas import Generation, MethodConfig, Runtime, Sampling, get_method
-from latentrl.mas.prompts import THINK
+from latentrl.mas.pipeline import MemoryInputs
+from latentrl.mas.spec import LatentSpec, spec_fields
 from latentrl.mas.vllm_decode import VLLMUnavailable
 from latentrl.models import DEFAULT_MODEL, LoadedModel, eos_token_ids, load_model
 from latentrl.tasks import Example, Score, Task, get_task
@@ -46,49 +47,25 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(LatentSpec):
+    """One evaluation point: the latent settings (`LatentSpec`) plus the model, data, decoding and output."""
+
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "hub id, local path or embedded:<name>"})
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter dir (from recipes/grpo.py) to merge"})
     task: str = field(default="gsm8k", metadata={"help": "benchmark name"})
     method: str = field(default="latent_mas", metadata={"help": "single | text_mas | latent_mas"})
-    topology: str = field(default="sequential", metadata={"help": "sequential | hierarchical"})
-    latent_steps: int = field(default=8, metadata={"help": "m, latent steps per non-final agent"})
-    align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
-    align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer"})
     limit: int | None = field(default=None, metadata={"help": "first N questions only"})
     batch_size: int = field(default=8, metadata={"help": "questions per batch"})
     max_new_tokens: int = field(default=256, metadata={"help": "per agent that writes text"})
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
-    seed: int = field(default=0, metadata={"help": "sampling seed"})
+    seed: int = field(default=0, metadata={"help": "sampling seed (and the shuffled control's donors)"})
     data_source: str = field(default="auto", metadata={"help": "auto | hub | offline | file"})
     data_file: str | None = field(default=None, metadata={"help": "local data file, overrides the source"})
     device: str | None = field(default=None, metadata={"help": "cuda / cpu (default: cuda if available)"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
     backend: str = field(
         default="hf", metadata={"help": "final agent's decode: hf | vllm (latent_mas, sequential; GPU profile)"}
-    )
-    think: str | None = field(
-        default=None,
-        metadata={
-            "help": "on | off: enable_thinking for chat templates that take it (Qwen3); thinking wants thousands of "
-            "--max-new-tokens, and an answer cut inside <think> is recorded as think_truncated"
-        },
-    )
-    semantics: str = field(
-        default="current",
-        metadata={"help": "current | reference: the toolkit's LatentMAS or Gen-Verse/LatentMAS's (README: Semantics)"},
-    )
-    prompts: str | None = field(
-        default=None,
-        metadata={"help": "prompt set: shipped name (default, reference) or YAML/JSON file; unset: the semantics' own"},
-    )
-    expert_positions: str = field(
-        default="shared",
-        metadata={
-            "help": "current hierarchical latent_mas: shared (every expert from position 0) | offset (experts "
-            "one after another, still blind to each other)"
-        },
     )
     output: str = field(default="runs/eval", metadata={"help": "output directory"})
     allow_code_execution: bool = field(
@@ -101,12 +78,16 @@ class EvalConfig:
     # Fields that do not change any prediction: a rerun may change them freely.
     FREE = ("limit", "output", "device", "allow_code_execution", "wandb", "wandb_project", "wandb_group")
 
+    def __post_init__(self) -> None:
+        if problems := self.latent_problems():
+            raise ConfigError("; ".join(problems))
+
     def validate(self) -> Task:
         """Everything checkable before a model or a dataset is loaded; returns the task."""
         task = get_task(self.task)
         get_method(self.method)
-        if self.align not in MODES:
-            raise ConfigError(f"unknown alignment '{self.align}'; choose one of {MODES}")
+        if self.memory_control != "none" and self.method != "latent_mas":
+            raise ConfigError(f"--memory-control {self.memory_control} applies to latent_mas only, not '{self.method}'")
         if self.data_source not in SOURCES:
             raise ConfigError(f"unknown data source '{self.data_source}'; choose one of {SOURCES}")
         for name, low in (("batch_size", 1), ("max_new_tokens", 1), ("limit", 1)):
@@ -128,26 +109,16 @@ class EvalConfig:
         return task
 
     def method_config(self) -> MethodConfig:
-        try:
-            sampling = Sampling(self.max_new_tokens, self.temperature, self.top_p, self.seed)
-            if self.think not in THINK:
-                raise ValueError(
-                    f"--think takes on | off, got '{self.think}' (leave it out for the template's default)"
+        """The method's config of this point, built once (by keyword: the latent fields are shared)."""
+        if "_method_config" not in self.__dict__:
+            try:
+                sampling = Sampling(self.max_new_tokens, self.temperature, self.top_p, self.seed)
+                self.__dict__["_method_config"] = MethodConfig(
+                    **spec_fields(self), sampling=sampling, backend=self.backend
                 )
-            return MethodConfig(
-                self.topology,
-                self.latent_steps,
-                self.align,
-                self.align_lambda,
-                sampling=sampling,
-                backend=self.backend,
-                think=THINK[self.think],
-                semantics=self.semantics,
-                prompts=self.prompts,
-                expert_positions=self.expert_positions,
-            )
-        except (ValueError, VLLMUnavailable) as err:
-            raise ConfigError(str(err)) from err
+            except (ValueError, VLLMUnavailable) as err:
+                raise ConfigError(str(err)) from err
+        return self.__dict__["_method_config"]
 
     def fingerprint(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in self.FREE}
@@ -341,7 +312,18 @@ class BatchProgress:
             self.bar.set_postfix_str(f"{agent}: {tokens} tokens, {running} rows running")
 
 
-def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: World, progress: bool) -> None:
+def memory_sources(cfg: EvalConfig, examples: list[Example]) -> dict[str, Example]:
+    """{question id: the example whose question its workers read}: the donor under `shuffled` (a derangement of
+    the whole data set, fixed by the seed and the ids), the question itself otherwise."""
+    if cfg.memory_control != "shuffled":
+        return {ex.id: ex for ex in examples}
+    by_id = {ex.id: ex for ex in examples}
+    return {q: by_id[d] for q, d in donors(list(by_id), cfg.seed).items()}
+
+
+def _generate(
+    cfg: EvalConfig, task: Task, todo: list[Example], sources: dict[str, Example], path: Path, w: World, progress: bool
+) -> None:
     """Run the method on `todo` in batches, score, and append each batch to `path`."""
     lm = cached_model(cfg.model, cfg.device or w.device, cfg.dtype, cfg.adapter)
     rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg.method_config())
@@ -356,17 +338,23 @@ def _generate(cfg: EvalConfig, task: Task, todo: list[Example], path: Path, w: W
             gens = None
             if cfg.temperature > 0:
                 gens = [torch.Generator(lm.device).manual_seed(question_seed(cfg.seed, ex.id)) for ex in batch]
+            src = [sources[ex.id] for ex in batch]
+            memory = MemoryInputs([d.question for d in src], [row_seed(cfg.seed, d.id) for d in src])
             t0 = time.perf_counter()
-            generations = method(rt, [ex.question for ex in batch], answer_format, gens)
+            generations = method(rt, [ex.question for ex in batch], answer_format, gens, memory)
             seconds = (time.perf_counter() - t0) / len(batch)
             scores = score_many(task, [g.text for g in generations], batch)
-            store.append(fh, [record(s, ex, g, seconds, per_token) for s, ex, g in zip(scores, batch, generations)])
+            rows = [record(s, ex, g, seconds, per_token) for s, ex, g in zip(scores, batch, generations)]
+            for row, d in zip(rows, src):
+                row.update(memory_control=cfg.memory_control, donor=d.id if d.id != row["id"] else None)
+            store.append(fh, rows)
             bar.update(len(batch))
 
 
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     """Run (or resume) one evaluation; returns its summary (on rank 0; other ranks return {})."""
     task, examples, data = load_task(cfg)
+    sources = memory_sources(cfg, examples)
     examples = examples[: cfg.limit]
     w = world()
     out = Path(cfg.output)
@@ -378,7 +366,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     mine.sort(key=lambda ex: -len(ex.question))
     with PeakMemory() as peak:
         if mine:
-            _generate(cfg, task, mine, out / own, w, progress)
+            _generate(cfg, task, mine, sources, out / own, w, progress)
     w.barrier()
     if w.rank != 0:
         return {}
@@ -403,6 +391,8 @@ def write_summary(
         "semantics": cfg.semantics,
         "prompts": cfg.method_config().prompt_set.name,
         "expert_positions": cfg.expert_positions,
+        "memory_control": cfg.memory_control,
+        "max_new_tokens": cfg.max_new_tokens,
         "seed": cfg.seed,
         "model": cfg.model,
         "adapter": cfg.adapter,

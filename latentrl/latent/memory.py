@@ -15,6 +15,7 @@ from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
 from latentrl.latent.align import Alignment
+from latentrl.latent.controls import Feed
 from latentrl.latent.hooks import check_model, decoder_states, embed
 from latentrl.latent.masks import attention_masks, own_masks, visible
 
@@ -134,26 +135,34 @@ class Memory:
         self.positions = self.positions[rows]
         self.next_pos = self.next_pos[rows]
 
+    def rows(self, index: torch.Tensor, extra: int = 0) -> Memory:
+        """A new memory whose row i is row index[i] of this one (rows may repeat), with room for `extra`
+        more columns. Lets the generations of one prompt share a single run of its workers."""
+        cache = new_cache(self.mask.shape[1] + extra)
+        for i, (k, v) in enumerate(self.layers()):
+            cache.update(k[index], v[index], i)
+        return Memory(self.model, self.mask[index], self.next_pos[index], self.positions[index], cache, self.forwards)
+
     def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per layer (keys, values), each (B, heads, L, head_dim)."""
         return [(layer.keys, layer.values) for layer in self.cache.layers]
 
 
 def latent_steps(
-    memory: Memory, h_last: torch.Tensor, m: int, align: Alignment, noise_std: float = 0.0
+    memory: Memory, h_last: torch.Tensor, m: int, align: Alignment, noise_std: float = 0.0, feed: Feed | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run m latent steps from the (B, d) last hidden state; return the (B, m, d) latent input embeddings
     and the (B,) fp64 log-density of their exploration noise up to its constant (0 without noise).
 
-    Step k feeds align(h) (+ N(0, noise_std^2 I) when exploring) as the next input embedding and reads
-    the new last-layer state. The KV of every latent column stays in `memory`: it is the working memory
-    handed to the next agent.
+    Step k feeds align(h) (+ N(0, noise_std^2 I) when exploring; or `feed(align(h), k)` under a memory
+    control) as the next input embedding and reads the new last-layer state. The KV of every latent
+    column stays in `memory`: it is the working memory handed to the next agent.
     """
     inputs = []
     logdensity = h_last.new_zeros(memory.batch, dtype=torch.float64)
     ones = torch.ones(memory.batch, 1, dtype=torch.long, device=h_last.device)
-    for _ in range(m):
-        mean = align(h_last)
+    for k in range(m):
+        mean = align(h_last) if feed is None else feed(align(h_last), k)
         e = mean + noise_std * torch.randn_like(mean) if noise_std else mean
         if noise_std:
             logdensity = logdensity + gaussian_log_kernel(e, mean, noise_std)
@@ -193,13 +202,3 @@ def _fold(t: torch.Tensor, b: int, groups: int) -> torch.Tensor:
     """(b*groups, heads, L, d) -> (b, heads, groups*L, d), groups laid side by side along the sequence."""
     _, h, L, d = t.shape
     return t.view(b, groups, h, L, d).transpose(1, 2).reshape(b, h, groups * L, d)
-
-
-def expand_rows(memory: Memory, index: torch.Tensor, extra: int = 0) -> Memory:
-    """A new memory whose row i is row index[i] of `memory` (rows may repeat), with room for `extra` more
-    columns. Lets the generations of one prompt share a single run of its workers."""
-    cache = new_cache(memory.mask.shape[1] + extra)
-    for i, (k, v) in enumerate(memory.layers()):
-        cache.update(k[index], v[index], i)
-    rows = (memory.mask[index], memory.next_pos[index], memory.positions[index])
-    return Memory(memory.model, *rows, cache, memory.forwards)

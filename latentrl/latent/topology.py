@@ -16,8 +16,9 @@ import torch
 from transformers import PreTrainedModel
 
 from latentrl.latent.align import Alignment
+from latentrl.latent.controls import Substitute
 from latentrl.latent.memory import Memory, concat_rows, latent_steps
-from latentrl.latent.trajectory import expert_starts, left_pad
+from latentrl.latent.trajectory import expert_starts, left_pad, question_major
 
 
 @dataclass
@@ -27,6 +28,16 @@ class LatentMemory:
     latents: list[torch.Tensor]  # per non-final agent, (B, m, d) latent input embeddings
     memory_length: torch.Tensor  # (B,) real KV columns before the final agent's prompt
     logdensity: torch.Tensor  # (B,) fp64 log-density of the exploration noise, up to its constant (0 without)
+
+    def rows(self, index: torch.Tensor, extra: int = 0) -> LatentMemory:
+        """Rows `index` (may repeat) with room for `extra` more columns: one run of shared workers, branched."""
+        return LatentMemory(
+            self.memory.rows(index, extra),
+            None if self.h_last is None else self.h_last[index],
+            [lat[index] for lat in self.latents],
+            self.memory_length[index],
+            self.logdensity[index],
+        )
 
 
 def _prefill(memory: Memory, prompts: list[list[int]], pad_id: int) -> torch.Tensor:
@@ -43,18 +54,20 @@ def sequential_memory(
     noise_std: float = 0.0,
     reserve: int = 0,
     prefill_final: bool = True,
+    substitute: Substitute | None = None,
 ) -> LatentMemory:
     """prompts[agent][question] token ids; the last agent is the final one. `reserve`: columns to keep
     room for after the final prompt (the decode budget), so the KV buffer is sized once. With
     prefill_final=False the final prompt is left out (h_last None): for a decoder that takes the context
-    as embeddings (the vLLM backend) and prefills it itself."""
+    as embeddings (the vLLM backend) and prefills it itself. `substitute`: a memory control's latent inputs."""
     filled = prompts if prefill_final else prompts[:-1]
     width = sum(max(map(len, p)) for p in filled) + m * (len(prompts) - 1)
     memory = Memory.empty(model, len(prompts[0]), width + reserve)
     latents, logdensity = [], 0.0
-    for agent_prompts in prompts[:-1]:
+    for a, agent_prompts in enumerate(prompts[:-1]):
         h = _prefill(memory, agent_prompts, pad_id)
-        lat, dens = latent_steps(memory, h, m, align, noise_std)
+        feed = None if substitute is None else substitute.at(a * m)
+        lat, dens = latent_steps(memory, h, m, align, noise_std, feed)
         latents.append(lat)
         logdensity = logdensity + dens
     length = memory.real_length()
@@ -73,15 +86,17 @@ def hierarchical_memory(
     noise_std: float = 0.0,
     reserve: int = 0,
     offset_experts: bool = False,
+    substitute: Substitute | None = None,
 ) -> LatentMemory:
-    """expert_prompts[expert][question]; experts run as parallel rows, question-major. `reserve` as in
-    `sequential_memory`."""
+    """expert_prompts[expert][question]; experts run as parallel rows, question-major. `reserve` and
+    `substitute` as in `sequential_memory`."""
     n_exp, n_q = len(expert_prompts), len(final_prompts)
-    flat = [expert_prompts[e][q] for q in range(n_q) for e in range(n_exp)]
+    flat = question_major(expert_prompts)
     rows = Memory.empty(model, len(flat), max(map(len, flat)) + m)
     rows.next_pos = expert_starts(expert_prompts, m, offset_experts).to(rows.next_pos.device)
     h = _prefill(rows, flat, pad_id)
-    lat, dens = latent_steps(rows, h, m, align, noise_std)
+    feed = None if substitute is None else substitute.flat(n_exp, m)
+    lat, dens = latent_steps(rows, h, m, align, noise_std, feed)
     lat = lat.view(n_q, n_exp, m, lat.shape[-1])
     memory = concat_rows(rows, n_exp, max(map(len, final_prompts)) + reserve)
     del rows  # the experts' own cache: its KV now lives in `memory`
@@ -101,10 +116,17 @@ def build_memory(
     noise_std: float = 0.0,
     reserve: int = 0,
     offset_experts: bool = False,
+    substitute: Substitute | None = None,
+    prefill_final: bool = True,
 ) -> LatentMemory:
-    """The memory of either topology; worker_prompts[agent][question]; `reserve`: the decode budget."""
-    if topology == "hierarchical":
+    """The memory of either topology; worker_prompts[agent][question]; `reserve`: the decode budget.
+    With no worker prompts the memory holds the final prompt alone (the `no_memory` control)."""
+    if topology == "hierarchical" and worker_prompts:
+        if not prefill_final:
+            raise ValueError("the hierarchical memory is always built with the final prompt prefilled")
         return hierarchical_memory(
-            model, worker_prompts, final_prompts, m, align, pad_id, noise_std, reserve, offset_experts
+            model, worker_prompts, final_prompts, m, align, pad_id, noise_std, reserve, offset_experts, substitute
         )
-    return sequential_memory(model, [*worker_prompts, final_prompts], m, align, pad_id, noise_std, reserve)
+    return sequential_memory(
+        model, [*worker_prompts, final_prompts], m, align, pad_id, noise_std, reserve, prefill_final, substitute
+    )

@@ -21,6 +21,7 @@ import torch
 from transformers import PreTrainedModel
 
 from latentrl.latent.align import Alignment
+from latentrl.latent.controls import Substitute
 from latentrl.latent.hooks import check_model, decoder_states, embed
 from latentrl.latent.masks import Masks, attention_masks, own_masks, slice_masks, visible
 from latentrl.latent.memory import new_cache
@@ -65,6 +66,47 @@ class Trajectory:
 
     def to(self, device: torch.device | str) -> Trajectory:
         return Trajectory(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    def rows(self, index: torch.Tensor | slice) -> Trajectory:
+        """Rows `index` of the batch (a slice, or 1-D indices that may repeat)."""
+        if isinstance(index, torch.Tensor):
+            index = index.to(self.input_ids.device)
+        return Trajectory(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    def extend(self, ids: torch.Tensor, mask: torch.Tensor) -> Trajectory:
+        """The trajectory with completion columns appended (shared: they see everything before them)."""
+        dev = ids.device
+        pos = self.position_ids[:, -1:].to(dev) + mask.cumsum(1)
+        return Trajectory(
+            torch.cat([self.input_ids.to(dev), ids], 1),
+            torch.cat([self.attention_mask.to(dev), mask], 1),
+            torch.cat([self.position_ids.to(dev), pos], 1),
+            torch.cat([self.latent_mask.to(dev), torch.zeros_like(mask, dtype=torch.bool)], 1),
+            torch.cat([self.branch.to(dev), torch.zeros_like(ids)], 1),
+        )
+
+
+def pack_row(workers: list[list[int]], final: list[int], m: int, latent_id: int) -> list[int]:
+    """One question's unpadded prompt row, [w_1][<latent> x m]...[w_k][<latent> x m][final]: what TRL sees
+    as the prompt. `split_row` is its inverse, given the segment lengths."""
+    return [t for w in workers for t in w + [latent_id] * m] + final
+
+
+def split_row(row: list[int], lengths: list[int], m: int) -> tuple[list[list[int]], list[int]]:
+    """A prompt row of `pack_row` back into its workers' prompts and the final prompt; `lengths` are the
+    token counts of each worker's prompt, then the final agent's."""
+    workers, i = [], 0
+    for n in lengths[:-1]:
+        workers.append(row[i : i + n])
+        i += n + m
+    if i + lengths[-1] != len(row):
+        raise ValueError(f"a prompt row of {len(row)} tokens does not match its segments {lengths} with m={m}")
+    return workers, row[i:]
+
+
+def question_major(per_agent: list[list]) -> list:
+    """per_agent[agent][question] -> [q0a0, q0a1, ..., q1a0, ...]: parallel expert rows, as the engine runs them."""
+    return [per_agent[a][q] for q in range(len(per_agent[0])) for a in range(len(per_agent))]
 
 
 def _segment_row(
@@ -114,8 +156,7 @@ def hierarchical_trajectory(
     Each branch starts at position 0 (or see `expert_starts`); the final agent starts after the furthest.
     """
     n_exp, n_q = len(expert_prompts), len(final_prompts)
-    flat = [expert_prompts[e][q] for q in range(n_q) for e in range(n_exp)]  # question-major, as the engine
-    ids, mask, lat = _segment_row([left_pad(flat, pad_id)], m, latent_id, final=False)
+    ids, mask, lat = _segment_row([left_pad(question_major(expert_prompts), pad_id)], m, latent_id, final=False)
     width = ids.shape[1]
     e_pos = (expert_starts(expert_prompts, m, offset_experts)[:, None] + mask.cumsum(1) - 1).clamp_min(0)
     start = e_pos[:, -1].view(n_q, n_exp).max(1).values + 1
@@ -140,7 +181,7 @@ def build_trajectory(
     offset_experts: bool = False,
 ) -> Trajectory:
     """The row layout of either topology, matching `build_memory` column for column."""
-    if topology == "hierarchical":
+    if topology == "hierarchical" and worker_prompts:
         return hierarchical_trajectory(worker_prompts, final_prompts, m, pad_id, latent_id, offset_experts)
     return sequential_trajectory([*worker_prompts, final_prompts], m, pad_id, latent_id)
 
@@ -168,13 +209,15 @@ def recompute(
     align: Alignment,
     grad: bool = False,
     latent_inputs: torch.Tensor | None = None,
+    substitute: Substitute | None = None,
 ) -> Recomputed:
     """The trajectory's input embeddings with every latent column filled by the recurrence.
 
     Latent columns are filled left to right: the prefix up to a latent column is run on a KV cache and
     its last-layer state at the previous column, aligned, becomes that column's input (its mean). With
     `latent_inputs` (B, n_latent, d), the recorded inputs of a noisy rollout are fed instead, and the
-    means are what their exploration density is evaluated against. With grad=True the gradient flows
+    means are what their exploration density is evaluated against. With `substitute` (a memory control)
+    column k is fed substitute(align(h), k), as the engine fed it. With grad=True the gradient flows
     through all latent steps.
     """
     check_model(model)
@@ -196,6 +239,9 @@ def recompute(
                 inputs = torch.stack(parts[start:c], 1)
                 h = decoder_states(model, inputs, sub, traj.position_ids[:, start:c], cache)[:, -1]
             means.append(align(h))
-            parts[c] = means[-1] if latent_inputs is None else latent_inputs[:, k].to(means[-1].dtype)
+            if latent_inputs is not None:
+                parts[c] = latent_inputs[:, k].to(means[-1].dtype)
+            else:
+                parts[c] = means[-1] if substitute is None else substitute(means[-1], k)
             start = c
     return Recomputed(torch.stack(parts, 1), torch.stack(means, 1))

@@ -19,50 +19,34 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from latentrl.latent import build_memory, get_alignment, left_pad, sequential_memory
+from latentrl.latent import left_pad
 from latentrl.latent.diagnostics import latent_stats
 from latentrl.latent.memory import Memory
 from latentrl.mas.decode import Decoded, Generators, Sampling, decode
-from latentrl.mas.prompts import check_think, latent_prompts, render, text_context, think_truncated
-from latentrl.mas.promptset import PromptSet, load_prompt_set
+from latentrl.mas.pipeline import MemoryInputs, latent_memory
+from latentrl.mas.prompts import check_think, render, text_context, think_truncated
 from latentrl.mas.roles import SOLVER, topology
-from latentrl.mas.semantics import DEFAULT_PROMPTS, check_semantics, layout
+from latentrl.mas.spec import LatentSpec
 from latentrl.mas.vllm_decode import check_backend, decode_final
+from latentrl.models import pad_token_id
 from latentrl.tasks.answers import strip_think
 
 
 @dataclass
-class MethodConfig:
-    topology: str = field(default="sequential", metadata={"help": "sequential | hierarchical (multi-agent methods)"})
-    latent_steps: int = field(default=0, metadata={"help": "m, latent steps per non-final agent (latent_mas)"})
-    align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
-    align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer lambda"})
+class MethodConfig(LatentSpec):
+    """The latent settings (`LatentSpec`) plus what only a method's decoding needs."""
+
     strip_think: bool = field(default=True, metadata={"help": "text_mas: drop <think> blocks from passed-on text"})
     sampling: Sampling = field(default_factory=Sampling)
     backend: str = field(default="hf", metadata={"help": "latent_mas final-agent decode: hf | vllm (sequential)"})
-    think: bool | None = field(default=None, metadata={"help": "chat templates' enable_thinking; None: their default"})
-    semantics: str = field(default="current", metadata={"help": "latent_mas: current | reference (see semantics.py)"})
-    prompts: str | None = field(
-        default=None, metadata={"help": "prompt set: shipped name or file; None: the semantics' own"}
-    )
-    expert_positions: str = field(
-        default="shared",
-        metadata={"help": "current hierarchical: shared (each expert from position 0) | offset (one after another)"},
-    )
 
     def __post_init__(self) -> None:
-        topology(self.topology)  # validates the name
-        if self.latent_steps < 0:
-            raise ValueError(f"latent steps must be >= 0, got {self.latent_steps}")
-        check_semantics(self.semantics, self.expert_positions)
+        super().__post_init__()
         if self.backend == "vllm" and self.semantics == "reference":
             raise ValueError("--backend vllm runs --semantics current only; use --backend hf for the reference")
+        if self.backend == "vllm" and self.memory_control != "none":
+            raise ValueError("--backend vllm runs --memory-control none only; use --backend hf for the controls")
         check_backend(self.backend, self.topology)
-        self.prompt_set  # noqa: B018  (loads and checks the prompt set now, before any model)
-
-    @functools.cached_property
-    def prompt_set(self) -> PromptSet:
-        return load_prompt_set(self.prompts or DEFAULT_PROMPTS[self.semantics])
 
 
 @dataclass
@@ -120,15 +104,14 @@ class Runtime:
         return None if self.progress is None else functools.partial(self.progress, role)
 
     def __post_init__(self) -> None:
-        check_think(self.tokenizer, self.config.think)  # before any work
+        check_think(self.tokenizer, self.config.enable_thinking)  # before any work
 
     @property
     def pad_id(self) -> int:
-        pad = self.tokenizer.pad_token_id
-        return self.eos_ids[0] if pad is None else pad  # pad columns are masked: any valid id will do
+        return pad_token_id(self.tokenizer, self.eos_ids)
 
 
-Method = Callable[[Runtime, list[str], str, Generators], list[Generation]]
+Method = Callable[..., list[Generation]]  # (runtime, questions, answer_format, generators, memory inputs)
 METHODS: dict[str, Method] = {}
 
 
@@ -153,7 +136,7 @@ def _text(rt: Runtime, d: Decoded) -> str:
 def _speak(rt: Runtime, role: str, messages: list[str], gen: Generators) -> list[AgentTrace]:
     """One text agent turn per message, batched: fresh memory, prefill, decode."""
     system = rt.config.prompt_set.system
-    prompts = [render(rt.tokenizer, msg, rt.config.think, system) for msg in messages]
+    prompts = [render(rt.tokenizer, msg, rt.config.enable_thinking, system) for msg in messages]
     ids, mask = left_pad(prompts, rt.pad_id, rt.model.device)
     memory = Memory.empty(rt.model, len(messages), ids.shape[1] + rt.config.sampling.max_new_tokens)
     h = memory.forward_ids(ids, mask)[:, -1]
@@ -169,7 +152,9 @@ def _trace(rt: Runtime, role: str, d: Decoded, prompt: list[int]) -> AgentTrace:
 
 @register("single")
 @torch.no_grad()
-def single(rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None) -> list[Generation]:
+def single(
+    rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None, memory: MemoryInputs | None = None
+) -> list[Generation]:
     msgs = [rt.config.prompt_set.message(SOLVER, q, answer_format=answer_format) for q in questions]
     said = _speak(rt, SOLVER, msgs, gen)
     return [Generation(t.text, [t]) for t in said]
@@ -177,7 +162,9 @@ def single(rt: Runtime, questions: list[str], answer_format: str, gen: Generator
 
 @register("text_mas")
 @torch.no_grad()
-def text_mas(rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None) -> list[Generation]:
+def text_mas(
+    rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None, memory: MemoryInputs | None = None
+) -> list[Generation]:
     topo, prompts = rt.config.topology, rt.config.prompt_set
     *workers, final = topology(topo)
     traces: list[list[AgentTrace]] = [[] for _ in questions]
@@ -197,33 +184,31 @@ def text_mas(rt: Runtime, questions: list[str], answer_format: str, gen: Generat
 
 @register("latent_mas")
 @torch.no_grad()
-def latent_mas(rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None) -> list[Generation]:
+def latent_mas(
+    rt: Runtime, questions: list[str], answer_format: str, gen: Generators = None, memory: MemoryInputs | None = None
+) -> list[Generation]:
+    """`memory`: per question, what its workers read (the `shuffled` control's donors) and the noise seed."""
     cfg = rt.config
-    m = cfg.latent_steps
     *workers, final = topology(cfg.topology)
-    lay = layout(cfg.semantics, cfg.topology, m)
-    workers = workers if lay.workers_run else []
-    align = get_alignment(rt.model, cfg.align, cfg.align_lambda)
-    worker_prompts, final_prompts = latent_prompts(
-        rt.tokenizer, cfg.topology, questions, answer_format, cfg.think, cfg.prompt_set, lay
-    )
-    if rt.progress is not None and workers:
+    if rt.progress is not None and cfg.layout.workers_run:
         rt.progress("+".join(workers) + " (latent)", 0, len(questions))
-    if cfg.backend == "vllm":  # the same latents; vLLM prefills the whole context from its embeddings
-        lm = sequential_memory(rt.model, [*worker_prompts, final_prompts], m, align, rt.pad_id, prefill_final=False)
-        decoded = decode_final(rt, worker_prompts, final_prompts, lm.latents, gen)
+    vllm = cfg.backend == "vllm"  # the same latents; vLLM prefills the whole context from its embeddings
+    batch = latent_memory(
+        rt.model, rt.tokenizer, cfg, questions, answer_format, rt.pad_id, memory,
+        reserve=cfg.sampling.max_new_tokens, prefill_final=not vllm,
+    )  # fmt: skip
+    lm, m = batch.memory, cfg.latent_steps if batch.workers else 0
+    if vllm:
+        decoded = decode_final(rt, batch.worker_prompts, batch.final_prompts, lm.latents, gen)
     else:
-        budget = cfg.sampling.max_new_tokens  # KV room for the decode
-        lm = build_memory(
-            rt.model, lay.topology, worker_prompts, final_prompts, m, align, rt.pad_id,
-            reserve=budget, offset_experts=cfg.expert_positions == "offset",
-        )  # fmt: skip
         decoded = decode(lm.memory, lm.h_last, rt.eos_ids, cfg.sampling, gen, on_step=rt.on_step(final))
     norm, cos = latent_stats(rt.model, torch.cat(lm.latents, 1)) if m else (None, None)
     out = []
     for i, d in enumerate(decoded):
-        agents = [AgentTrace(r, 0, 1 + m, m, None, len(worker_prompts[k][i]) + m) for k, r in enumerate(workers)]
-        agents.append(_trace(rt, final, d, final_prompts[i]))
+        agents = [
+            AgentTrace(r, 0, 1 + m, m, None, len(batch.worker_prompts[k][i]) + m) for k, r in enumerate(batch.workers)
+        ]
+        agents.append(_trace(rt, final, d, batch.final_prompts[i]))
         stats = {} if m == 0 else {"latent_norm": float(norm[i]), "latent_cos": float(cos[i])}
         out.append(Generation(agents[-1].text, agents, int(lm.memory_length[i]), **stats))
     return out

@@ -20,9 +20,6 @@ def text_context(messages: list[tuple[str, str]]) -> str | None:
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
-THINK = {None: None, "on": True, "off": False}  # --think -> the chat template's enable_thinking
-
-
 def check_think(tokenizer: PreTrainedTokenizerBase, think: bool | None) -> None:
     """A thinking switch needs a chat template that reads `enable_thinking` (Qwen3's do)."""
     if think is not None and "enable_thinking" not in (tokenizer.chat_template or ""):
@@ -60,15 +57,18 @@ def latent_prompts(
     think: bool | None = None,
     prompts: PromptSet | None = None,
     layout: Layout | None = None,
+    memory_questions: list[str] | None = None,
 ) -> tuple[list[list[list[int]]], list[list[int]]]:
     """LatentMAS prompt ids: workers[agent][question] and final[question]; shared by inference and training.
 
     `think`: as in `render`. `prompts`: the prompt set (default: the shipped `default`). `layout`: how the
     engine runs the topology (`semantics.layout`; default: the topology itself); it says whose memory each
-    agent reads (the set's note names them), and when the workers do not run their prompts are left out."""
+    agent reads (the set's note names them), and when the workers do not run their prompts are left out.
+    `memory_questions`: what the workers read instead of `questions` (the `shuffled` control's donors)."""
     prompts = prompts or shipped("default")
     layout = layout or Layout(topology_name, True)
     *workers, final = topology(topology_name)
+    read_by_final = workers if layout.final_note else []
     if not layout.workers_run:
         workers = []
 
@@ -77,5 +77,8 @@ def latent_prompts(
         return render(tokenizer, message, think, prompts.system)
 
     chained = layout.topology == "sequential"  # each worker reads the earlier ones; parallel experts read none
-    worker_prompts = [[ids(r, q, workers[:k] if chained else []) for q in questions] for k, r in enumerate(workers)]
-    return worker_prompts, [ids(final, q, workers) for q in questions]
+    worker_questions = memory_questions or questions
+    worker_prompts = [
+        [ids(r, q, workers[:k] if chained else []) for q in worker_questions] for k, r in enumerate(workers)
+    ]
+    return worker_prompts, [ids(final, q, read_by_final) for q in questions]

@@ -9,13 +9,9 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from latentrl.latent.align import MODES
-from latentrl.mas.prompts import THINK
-from latentrl.mas.promptset import load_prompt_set
-from latentrl.mas.roles import TOPOLOGIES
-from latentrl.mas.semantics import DEFAULT_PROMPTS, check_semantics
+from latentrl.latent.controls import REPLACES_LATENTS
+from latentrl.mas.spec import LatentSpec
 from latentrl.models import DEFAULT_MODEL
-from latentrl.rl.loss_options import loss_option_problems
 from latentrl.tasks import get_task
 
 GRAD_MODES = ("none", "full")
@@ -35,7 +31,10 @@ TRAIN_DATA = ("auto", "hub", "arithmetic", "chains", "file", "task")
 
 
 @dataclass
-class LatentGRPOConfig(GRPOConfig):
+class LatentGRPOConfig(GRPOConfig, LatentSpec):
+    """TRL's GRPOConfig plus the latent settings (`LatentSpec`: the same keys, defaults and checks as
+    `latentrl eval`) and what only training needs: data, exploration, gradient mode, rewards, LoRA."""
+
     model_name: str = field(default=DEFAULT_MODEL, metadata={"help": "hub id, local path or embedded:<name>"})
     task: str = field(default="gsm8k", metadata={"help": "task whose answer format and scorer define the reward"})
     train_data: str = field(
@@ -47,8 +46,6 @@ class LatentGRPOConfig(GRPOConfig):
     )
     data_file: str | None = field(default=None, metadata={"help": "JSON/JSONL rows with question and answer"})
     train_size: int = field(default=256, metadata={"help": "generated problems (train_data=arithmetic, chains)"})
-    latent_steps: int = field(default=4, metadata={"help": "m, latent steps per non-final agent"})
-    topology: str = field(default="sequential", metadata={"help": "sequential | hierarchical"})
     grad_mode: str = field(
         default="none", metadata={"help": "none: latents recomputed without grad; full: backprop through them"}
     )
@@ -70,21 +67,6 @@ class LatentGRPOConfig(GRPOConfig):
             "and latent steps are identical) in the rollout and the recompute. false: run each (benchmarks)"
         },
     )
-    think: str | None = field(
-        default=None,
-        metadata={"help": "on | off: enable_thinking for chat templates that take it (Qwen3); unset: the template's"},
-    )
-    semantics: str = field(
-        default="current", metadata={"help": "current | reference: the toolkit's LatentMAS or the reference's"}
-    )
-    prompts: str | None = field(
-        default=None, metadata={"help": "prompt set: shipped name or YAML/JSON file; unset: the semantics' own"}
-    )
-    expert_positions: str = field(
-        default="shared", metadata={"help": "current hierarchical: shared (experts from position 0) | offset"}
-    )
-    align: str = field(default="ridge", metadata={"help": "alignment map: raw | norm | ridge"})
-    align_lambda: float = field(default=1e-5, metadata={"help": "ridge regularizer"})
     format_reward: float = field(default=0.0, metadata={"help": "weight of the answer-format reward (0 = off)"})
     closeness_reward: float = field(
         default=0.0, metadata={"help": "weight of the numeric-closeness reward (0 = off; numeric tasks)"}
@@ -98,26 +80,18 @@ class LatentGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.latent_steps < 0:
-            problems.append(f"latent_steps must be >= 0, got {self.latent_steps}")
-        if self.topology not in TOPOLOGIES:
-            problems.append(f"topology must be one of {sorted(TOPOLOGIES)}, got '{self.topology}'")
+        problems = self.latent_problems()  # the latent settings' own checks, shared with `latentrl eval`
         if self.grad_mode not in GRAD_MODES:
             problems.append(f"grad_mode must be one of {GRAD_MODES}, got '{self.grad_mode}'")
         if self.latent_noise_std < 0:
             problems.append(f"latent_noise_std must be >= 0, got {self.latent_noise_std}")
         if self.latent_noise_std > 0 and self.grad_mode != "full":
             problems.append("latent_noise_std > 0 needs grad_mode=full (the noise density's gradient runs through h)")
-        if self.think not in THINK:
-            problems.append(f"think takes on | off, got '{self.think}' (leave it out for the template's default)")
-        try:
-            check_semantics(self.semantics, self.expert_positions)
-            load_prompt_set(self.prompt_set_name)
-        except (ValueError, FileNotFoundError) as err:
-            problems.append(str(err))
-        if self.align not in MODES:
-            problems.append(f"align must be one of {MODES}, got '{self.align}'")
+        if self.latent_noise_std > 0 and self.memory_control in REPLACES_LATENTS:
+            problems.append(
+                f"latent_noise_std > 0 explores the latent inputs, which memory_control {self.memory_control} "
+                "replaces: set latent_noise_std 0"
+            )
         if self.train_data not in TRAIN_DATA:
             problems.append(f"train_data must be one of {TRAIN_DATA}, got '{self.train_data}'")
         if self.train_data == "file" and not self.data_file:
@@ -129,14 +103,14 @@ class LatentGRPOConfig(GRPOConfig):
         except ValueError as err:
             problems.append(str(err))
         problems += self.unsupported_generation_options()
-        problems += loss_option_problems(self)
         if problems:
             raise ValueError("bad GRPO recipe: " + "; ".join(problems))
         super().__post_init__()  # TRL's own checks: batch / num_generations compatibility, ...
 
     @property
-    def prompt_set_name(self) -> str:
-        return self.prompts or DEFAULT_PROMPTS[self.semantics]
+    def exploring(self) -> bool:
+        """Whether latent actions are sampled (exploration noise on latent inputs that exist)."""
+        return bool(self.latent_noise_std and self.latent_steps and self.layout.workers_run)
 
     def unsupported_generation_options(self) -> list[str]:
         """Options TRL would honour in its own generate but the latent rollout would silently ignore."""

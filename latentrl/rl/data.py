@@ -8,6 +8,7 @@ import logging
 from datasets import Dataset
 
 from latentrl.hub import hub_reachable
+from latentrl.latent.controls import donors
 from latentrl.tasks import chains, get_task
 from latentrl.tasks.arithmetic import generate
 from latentrl.tasks.gsm8k import gold_of
@@ -42,3 +43,10 @@ def train_dataset(source: str, data_file: str | None, size: int, seed: int, task
         log.warning("hub unreachable: training on %d generated arithmetic problems", size)
         rows = generate(size, seed)
     return Dataset.from_list([{"prompt": r["question"], "gold": gold_of(r), "meta": ""} for r in rows])
+
+
+def with_donors(data: Dataset, seed: int) -> Dataset:
+    """The data with a `memory_prompt` column: the prompt whose workers' memory the `shuffled` control
+    gives each row (a derangement of the distinct prompts, fixed by the seed; `latent.controls.donors`)."""
+    donor = donors(data["prompt"], seed)
+    return data.add_column("memory_prompt", [donor[p] for p in data["prompt"]])

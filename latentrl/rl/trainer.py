@@ -32,18 +32,19 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
-from latentrl.latent import build_memory, build_trajectory, fill_latents, get_alignment, recompute
+from latentrl.latent import build_trajectory, fill_latents, get_alignment, recompute
+from latentrl.latent.controls import REPLACES_LATENTS, Substitute, filler_embedding
 from latentrl.latent.diagnostics import latent_stats
 from latentrl.latent.hooks import cache_keyword, decoder_states, embed
 from latentrl.latent.masks import select_rows, slice_masks
-from latentrl.latent.memory import expand_rows, gaussian_log_kernel, new_cache
-from latentrl.latent.trajectory import Trajectory
+from latentrl.latent.memory import gaussian_log_kernel, new_cache
+from latentrl.latent.trajectory import Trajectory, pack_row, split_row
 from latentrl.mas.decode import Sampling, decode
-from latentrl.mas.prompts import THINK, check_think, latent_prompts
-from latentrl.mas.promptset import load_prompt_set
-from latentrl.mas.semantics import layout
-from latentrl.models import eos_token_ids
+from latentrl.mas.pipeline import MemoryInputs, latent_memory
+from latentrl.mas.prompts import check_think
+from latentrl.models import eos_token_ids, pad_token_id
 from latentrl.rl.config import LatentGRPOConfig
+from latentrl.rl.data import with_donors
 from latentrl.tasks import get_task
 
 
@@ -107,22 +108,6 @@ class RolloutState:
         return RolloutState(*(None if t is None else t[index] for t in (getattr(self, f.name) for f in fields(self))))
 
 
-def split_row(row: list[int], lengths: list[int], m: int) -> tuple[list[list[int]], list[int]]:
-    """A prompt row [w_1][<latent> x m]...[w_k][<latent> x m][final] back into its agents' prompts."""
-    workers, i = [], 0
-    for n in lengths[:-1]:
-        workers.append(row[i : i + n])
-        i += n + m
-    if i + lengths[-1] != len(row):
-        raise ValueError(f"a prompt row of {len(row)} tokens does not match its segments {lengths} with m={m}")
-    return workers, row[i:]
-
-
-def take(traj: Trajectory, index: torch.Tensor) -> Trajectory:
-    """Rows `index` of a trajectory."""
-    return Trajectory(*(getattr(traj, f.name)[index.to(getattr(traj, f.name).device)] for f in fields(traj)))
-
-
 def distinct_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(first, inverse): the first row index of each distinct row of the 2-D `t`, and each row's index
     into `first`, so that t[first][inverse] == t."""
@@ -132,37 +117,25 @@ def distinct_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return first, inverse
 
 
-def extend(traj: Trajectory, ids: torch.Tensor, mask: torch.Tensor) -> Trajectory:
-    """The trajectory with completion columns appended (shared: they see everything before them)."""
-    last = traj.position_ids[:, -1:]
-    pos = last + mask.cumsum(1)
-    dev = ids.device
-    return Trajectory(
-        torch.cat([traj.input_ids.to(dev), ids], 1),
-        torch.cat([traj.attention_mask.to(dev), mask], 1),
-        torch.cat([traj.position_ids.to(dev), pos.to(dev)], 1),
-        torch.cat([traj.latent_mask.to(dev), torch.zeros_like(mask, dtype=torch.bool)], 1),
-        torch.cat([traj.branch.to(dev), torch.zeros_like(ids)], 1),
-    )
-
-
 class LatentGRPOTrainer(GRPOTrainer):
     args: LatentGRPOConfig
 
     def __init__(self, *args, answer_format: str, **kwargs):
         self._state: RolloutState | None = None  # the rollout state of the batch being scored, during that call only
+        self._memory_prompts: list[str] | None = None  # the batch's `memory_prompt` column, during its rollout only
         kwargs.setdefault("rollout_func", latent_rollout)
         super().__init__(*args, **kwargs)
         a = self.args
-        self.prompts = load_prompt_set(a.prompt_set_name)
-        self.answer_format = self.prompts.answer_format(get_task(a.task).family, answer_format)
-        self.layout = layout(a.semantics, a.topology, a.latent_steps)  # the engine's topology, whether workers run
-        self.offset_experts = a.expert_positions == "offset"
+        if a.memory_control == "shuffled":  # each row carries its donor's prompt (TRL's dataloader reads it later)
+            self.train_dataset = with_donors(self.train_dataset, a.seed)
+        self.answer_format = a.prompt_set.answer_format(get_task(a.task).family, answer_format)
+        self.m = a.latent_steps if a.layout.workers_run else 0  # latent columns per worker in this run's rows
+        self.layout = a.layout  # the engine's topology, whether workers run
         tok = self.processing_class
         self.latent_id = latent_token_id(tok)
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.stop_ids = eos_token_ids(causal_lm(self.accelerator.unwrap_model(self.model)), tok)
-        check_think(tok, THINK[self.args.think])  # before any rollout: the template must read enable_thinking
+        self.pad_id = pad_token_id(tok, self.stop_ids)
+        check_think(tok, a.enable_thinking)  # before any rollout: the template must read enable_thinking
 
     def alignment(self, lm: PreTrainedModel):
         return get_alignment(lm, self.args.align, self.args.align_lambda)
@@ -182,9 +155,14 @@ class LatentGRPOTrainer(GRPOTrainer):
         return out
 
     def _generate_and_score_completions(self, inputs):
-        with self.scoring(None):  # `_generate` sets the state; TRL's old/ref forwards in there read it
-            output = super()._generate_and_score_completions(inputs)
-            output.update(self._state.to_inputs())
+        # The rollout reads each row's memory prompt (the `shuffled` control's donor) from the batch itself.
+        self._memory_prompts = [x["memory_prompt"] for x in inputs] if "memory_prompt" in inputs[0] else None
+        try:
+            with self.scoring(None):  # `_generate` sets the state; TRL's old/ref forwards in there read it
+                output = super()._generate_and_score_completions(inputs)
+                output.update(self._state.to_inputs())
+        finally:
+            self._memory_prompts = None
         return output
 
     def _compute_loss(self, model, inputs):
@@ -192,20 +170,26 @@ class LatentGRPOTrainer(GRPOTrainer):
             return super()._compute_loss(model, inputs)
 
     def trajectory(self, prompt_rows: list[list[int]], state: RolloutState) -> Trajectory:
-        m = self.args.latent_steps
-        split = [split_row(r, lengths, m) for r, lengths in zip(prompt_rows, state.segments.tolist())]
+        split = [split_row(r, lengths, self.m) for r, lengths in zip(prompt_rows, state.segments.tolist())]
         workers = [[w[a] for w, _ in split] for a in range(len(split[0][0]))]
         finals = [f for _, f in split]
-        return build_trajectory(
-            self.layout.topology, workers, finals, m, self.pad_id, self.latent_id, self.offset_experts
-        )
+        offset = self.args.expert_positions == "offset"
+        return build_trajectory(self.layout.topology, workers, finals, self.m, self.pad_id, self.latent_id, offset)
+
+    def substitute(self, lm: PreTrainedModel, state: RolloutState) -> Substitute | None:
+        """The memory control's latent inputs for these rows (noise: the rollout's directions; pause: the filler)."""
+        control = self.args.memory_control
+        if control not in REPLACES_LATENTS or not self.m:
+            return None
+        filler = filler_embedding(lm, self.processing_class) if control == "pause" else None
+        return Substitute.from_recorded(control, state.latents, filler)
 
     def _reuses_latents(self, state: RolloutState) -> bool:
         """True for the loss forward (grad on) of grad_mode 'none' at the optimizer step of the rollout:
         the policy is the rollout's, so its recorded latents equal the recompute. Reference, old-policy
         and later-iteration forwards recompute."""
         a = self.args
-        if not (a.reuse_rollout_latents and a.grad_mode == "none" and a.latent_steps and torch.is_grad_enabled()):
+        if not (a.reuse_rollout_latents and a.grad_mode == "none" and self.m and torch.is_grad_enabled()):
             return False
         return bool((state.step == self.state.global_step).all())
 
@@ -219,22 +203,26 @@ class LatentGRPOTrainer(GRPOTrainer):
         if self._reuses_latents(state):
             return fill_latents(lm, prompt, state.latents), None
         align = self.alignment(lm)
+        sub = self.substitute(lm, state)
         with no_gradient_checkpointing(lm):
-            if a.latent_noise_std and a.latent_steps:
+            if a.exploring:
                 embeds, means = recompute(lm, prompt, align, grad=grad, latent_inputs=state.latents)
                 log_ratio = gaussian_log_kernel(state.latents, means, a.latent_noise_std) - state.logq.to(means.device)
                 return embeds, log_ratio
-            if not a.share_worker_rollouts:
-                return recompute(lm, prompt, align, grad=grad).embeds, None
+            if not self._shares_prompts(False):
+                return recompute(lm, prompt, align, grad=grad, substitute=sub).embeds, None
             # Without noise, identical prompt rows (a prompt's generations) have identical latents: run once.
             first, inverse = distinct_rows(torch.cat([prompt.input_ids, prompt.attention_mask], 1))
-            return recompute(lm, take(prompt, first), align, grad=grad).embeds[inverse.to(lm.device)], None
+            sub = None if sub is None else sub.rows(first)
+            embeds = recompute(lm, prompt.rows(first), align, grad=grad, substitute=sub).embeds
+            return embeds[inverse.to(lm.device)], None
 
     def _shares_prompts(self, compute_aux_loss: bool) -> bool:
         """Whether the loss forward may run a prompt once for all its rows: identical prompt rows have
-        identical prefixes (no exploration noise); MoE auxiliary losses want the whole forward."""
+        identical prefixes (no exploration noise, no noise control); MoE auxiliary losses want the whole forward."""
         a = self.args
-        return a.share_worker_rollouts and not (a.latent_noise_std and a.latent_steps) and not compute_aux_loss
+        random_latents = a.exploring or (a.memory_control == "noise" and self.m)
+        return a.share_worker_rollouts and not random_latents and not compute_aux_loss
 
     def shared_prompt_forward(self, model, lm, full: Trajectory, prefix, comp_ids, comp_mask):
         """TRL's fused log-prob forward of rows whose prompts repeat, with each distinct prompt run once.
@@ -293,7 +281,7 @@ class LatentGRPOTrainer(GRPOTrainer):
             prompt = self.trajectory([r[:P][m[:P].bool()].tolist() for r, m in zip(ids, mask)], rows_state)
             prefix, latent_log_ratio = self.latent_prefix(lm, prompt, rows_state, grad)
             comp_ids, comp_mask = ids[:, P:], mask[:, P:]
-            full = extend(prompt, comp_ids, comp_mask)
+            full = prompt.extend(comp_ids, comp_mask)
             out = None
             if self._shares_prompts(compute_aux_loss):
                 out = self.shared_prompt_forward(model, lm, full, prefix, comp_ids, comp_mask)
@@ -337,17 +325,12 @@ def latent_diagnostics(lm: PreTrainedModel, latents: list[torch.Tensor]) -> dict
 def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, list]:
     """TRL rollout_func: one LatentMAS trajectory per prompt (TRL's sampler already repeats each prompt
     num_generations times); returns unpadded prompt rows, completions, sampling log-probs and the rows'
-    `RolloutState`. Without exploration noise, the copies of a prompt share one run of its workers (their
-    prefills and latent steps are identical) and branch at the final agent's decode."""
-    args, tok = trainer.args, trainer.processing_class
-    m, noise = args.latent_steps, args.latent_noise_std if args.latent_steps else 0.0
-    workers, finals = latent_prompts(
-        tok, args.topology, prompts, trainer.answer_format, THINK[args.think], trainer.prompts, trainer.layout
-    )
-    distinct: dict[str, int] = {}
-    index = [distinct.setdefault(repr(p), len(distinct)) for p in prompts]
-    share = args.share_worker_rollouts and not noise and len(distinct) < len(prompts)
-    first = [index.index(k) for k in range(len(distinct))] if share else list(range(len(prompts)))
+    `RolloutState`. The memory is the engine's (`mas.pipeline.latent_memory`): without exploration noise
+    the copies of a prompt share one run of its workers and branch at the final agent's decode."""
+    args, tok, m = trainer.args, trainer.processing_class, trainer.m
+    noise = args.latent_noise_std if args.exploring else 0.0
+    seeds = torch.randint(2**62, (len(prompts),)).tolist() if args.memory_control == "noise" else None
+    inputs = MemoryInputs(trainer._memory_prompts, seeds)
     sampling = Sampling(max_new_tokens=args.max_completion_length, temperature=args.temperature, top_p=args.top_p)
     with (
         unwrap_model_for_generation(
@@ -359,31 +342,25 @@ def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, 
         lm = causal_lm(unwrapped)
         was_training = lm.training
         lm.eval()
-        mem = build_memory(
-            lm, trainer.layout.topology, [[w[i] for i in first] for w in workers], [finals[i] for i in first], m,
-            trainer.alignment(lm), trainer.pad_id, noise, reserve=0 if share else args.max_completion_length,
-            offset_experts=trainer.offset_experts,
+        batch = latent_memory(
+            lm, tok, args, prompts, trainer.answer_format, trainer.pad_id, inputs, noise,
+            reserve=args.max_completion_length, share=args.share_worker_rollouts,
         )  # fmt: skip
-        memory, h_last, latents, logq = mem.memory, mem.h_last, mem.latents, mem.logdensity
-        if share:
-            rows = torch.tensor(index, device=h_last.device)
-            memory = expand_rows(memory, rows, extra=args.max_completion_length)
-            h_last, latents, logq = h_last[rows], [lat[rows] for lat in latents], logq[rows]
-        decoded = decode(memory, h_last, trainer.stop_ids, sampling, logprobs=True)
+        mem = batch.memory
+        decoded = decode(mem.memory, mem.h_last, trainer.stop_ids, sampling, logprobs=True)
         for key, value in latent_diagnostics(lm, mem.latents).items():
             trainer._metrics["train"][key].append(value)
         trainer._metrics["train"]["latent/memory_length"].append(mem.memory_length.float().mean().item())
         lm.train(was_training)
-    dev, n = h_last.device, len(prompts)
+    dev, n, workers, finals = mem.memory_length.device, len(prompts), batch.worker_prompts, batch.final_prompts
     state = RolloutState(
         segments=torch.tensor([[len(w[q]) for w in workers] + [len(finals[q])] for q in range(n)], device=dev),
         step=torch.full((n,), trainer.state.global_step, device=dev),
-        latents=torch.cat(latents, 1) if m else None,
-        logq=logq if noise else None,
+        latents=torch.cat(mem.latents, 1) if m else None,
+        logq=mem.logdensity if noise else None,
     )
-    rows_ids = [[t for w in workers for t in w[q] + [trainer.latent_id] * m] + finals[q] for q in range(n)]
     return {
-        "prompt_ids": rows_ids,
+        "prompt_ids": [pack_row([w[q] for w in workers], finals[q], m, trainer.latent_id) for q in range(n)],
         "completion_ids": [d.tokens for d in decoded],
         "logprobs": [d.logprobs for d in decoded],
         RolloutState.KEY: state,
