@@ -30,10 +30,11 @@ import engine  # noqa: E402  (bench/, beside this script)
 import shapes  # noqa: E402
 import torch  # noqa: E402
 from grpo import StepTimer  # noqa: E402
-from methods import gsm8k_questions, run  # noqa: E402
+from methods import run  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config  # noqa: E402
 
 from latentrl.models import LoadedModel  # noqa: E402
+from latentrl.tasks import get_task  # noqa: E402
 
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, tie_word_embeddings=True)  # fmt: skip
@@ -60,6 +61,17 @@ def load(shape: str, dtype: str, device: str, tokenizer: str | None) -> LoadedMo
     return LoadedModel(model.eval(), tok, f"{shape} (random weights)")
 
 
+def word_problems(n: int) -> tuple[list[str], str]:
+    """n GSM8K-sized word problems and GSM8K's answer format. Generated, not GSM8K's own: its offline copy is
+    in an asset package a lent GPU does not carry, and random weights make the wording irrelevant anyway."""
+    template = (
+        "A farmer has {a} rows of apple trees with {b} trees in each row. Each tree gives {c} apples, and he "
+        "sells them in bags of {d}. How many bags can he fill, and how many apples are left over?"
+    )
+    questions = [template.format(a=3 + i, b=7 + 2 * i, c=11 + i, d=5 + i % 4) for i in range(n)]
+    return questions, get_task("gsm8k").answer_format
+
+
 def grpo_step(lm, args, m: int, completion: int) -> tuple[float, float]:
     """(seconds of one optimizer step, max |sampling - trainer| log-prob) of latent GRPO on `lm`."""
     from datasets import Dataset
@@ -75,7 +87,7 @@ def grpo_step(lm, args, m: int, completion: int) -> tuple[float, float]:
         beta=0.0, use_cpu=cpu, bf16=not cpu, report_to=[], logging_steps=1000, save_strategy="no", max_steps=1,
         seed=0, disable_tqdm=True,
     )  # fmt: skip
-    questions, fmt = gsm8k_questions(4)
+    questions, fmt = word_problems(4)
     trainer = LatentGRPOTrainer(
         model=lm.model, reward_funcs=[lambda prompts, completions, **_: [float(len(c)) for c in completions]],
         args=cfg, processing_class=lm.tokenizer, train_dataset=Dataset.from_list([{"prompt": q} for q in questions]),
@@ -109,7 +121,7 @@ def main() -> None:
     lm = load(step_shape, dtype, device, args.tokenizer)
     latent, decode = engine.step_times(lm.model, 1, context, 20)
     rows.append((f"latent step / decode step ({step_shape}, batch 1, context {context})", latent / decode))
-    questions, fmt = gsm8k_questions(n)
+    questions, fmt = word_problems(n)
     texts, seconds = {}, {}
     for b in batches:
         metrics, gens = run(lm, "latent_mas", questions, fmt, m, out_tokens, b)
