@@ -12,6 +12,7 @@ from trl import GRPOConfig
 from latentrl.latent.controls import REPLACES_LATENTS
 from latentrl.mas.spec import LatentSpec
 from latentrl.models import DEFAULT_MODEL
+from latentrl.rl.loss_options import loss_option_problems
 from latentrl.tasks import get_task
 
 GRAD_MODES = ("none", "full")
@@ -103,6 +104,7 @@ class LatentGRPOConfig(GRPOConfig, LatentSpec):
         except ValueError as err:
             problems.append(str(err))
         problems += self.unsupported_generation_options()
+        problems += loss_option_problems(self)
         if problems:
             raise ValueError("bad GRPO recipe: " + "; ".join(problems))
         super().__post_init__()  # TRL's own checks: batch / num_generations compatibility, ...
