@@ -53,7 +53,8 @@ def log_eval(out: Path, project: str, group: str | None, config: dict, summary: 
     name = out.name
     run = start_run(out, project, group, name, config)
     run.summary.update({k: v for k, v in summary.items() if isinstance(v, int | float | str)})
-    columns = ["id", "correct", "correct_strict", "pred", "gold", "output_tokens", "forwards", "latent_steps", "text"]
+    columns = ["id", "correct", "correct_strict", "pred", "gold", "output_tokens", "forwards", "latent_steps_total",
+               "memory_control", "donor", "text"]  # fmt: skip
     run.log({"predictions": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
     mode = run.settings.mode
     run.finish()

@@ -29,7 +29,7 @@ def test_embedded_model_runs_latent_mas(tmp_path, monkeypatch):
         limit=2, batch_size=2, latent_steps=2, max_new_tokens=8, data_source="offline", output=str(tmp_path)
     )
     s = run_eval(cfg, progress=False)
-    assert s["n"] == 2 and s["latent_steps_per_question"] == 6 and s["output_tokens"] > 0
+    assert s["n"] == 2 and s["latent_steps_total"] == 6 and s["output_tokens"] > 0
     assert (tmp_path / "cache" / "smollm2-135m" / "config.json").exists()
     again = run_eval(cfg, progress=False)  # resumes: nothing to do, same summary numbers
     assert again["accuracy"] == s["accuracy"] and again["n"] == 2

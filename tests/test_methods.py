@@ -57,7 +57,7 @@ def test_latent_mas_accounting(model, tok):
     rt = runtime(model, tok, latent_steps=5, max_new_tokens=6)
     g = run(rt, "latent_mas", 8)[1]
     assert [a.role for a in g.agents] == ["planner", "critic", "refiner", "judger"]
-    assert g.latent_steps == 15
+    assert g.latent_steps_total == 15
     assert g.output_tokens == g.agents[-1].output_tokens > 0  # only the judger writes
     assert [a.forwards for a in g.agents[:3]] == [6, 6, 6]  # prefill + 5 latent steps each
     assert g.agents[-1].forwards == g.agents[-1].output_tokens  # prefill + one forward per token but the last

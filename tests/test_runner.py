@@ -26,7 +26,7 @@ def test_run_writes_predictions_summary_and_config(model_dir, data_file, tmp_pat
     rows = lines(tmp_path)
     assert [r["id"] for r in rows] == ["0", "1", "2"] and s["n"] == 3
     assert s["accuracy"] == sum(r["correct"] for r in rows) / 3
-    assert s["latent_steps_per_question"] == 6 and all(r["memory_length"] > 6 for r in rows)
+    assert s["latent_steps_total"] == 6 and all(r["memory_length"] > 6 for r in rows)
     assert set(rows[0]["tokens_per_agent"]) == {"planner", "critic", "refiner", "judger"}
     assert json.loads((tmp_path / "config.json").read_text())["method"] == "latent_mas"
     assert json.loads((tmp_path / "summary.json").read_text()) == json.loads(json.dumps(s))

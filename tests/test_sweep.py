@@ -58,7 +58,7 @@ def test_report_numbers_equal_the_predictions_and_figures_exist(model_dir, data_
     for m in (0, 2):
         accs = []
         for seed in (0, 1):
-            pred = tmp_path / "out" / f"gsm8k/latent_mas-sequential-m{m}-s{seed}/predictions.jsonl"
+            pred = tmp_path / "out" / f"gsm8k/latent_mas-sequential-m{m}-t4-s{seed}/predictions.jsonl"
             rows = [json.loads(x) for x in pred.open()]
             accs.append(sum(r["correct"] for r in rows) / len(rows))
         row = next(r for r in text.splitlines() if r.startswith(f"| gsm8k | latent_mas | sequential | - | {m} |"))
@@ -121,9 +121,9 @@ def test_changed_sweep_config_refuses_to_mix_into_old_points(model_dir, data_fil
     cfg = config(model_dir, data_file, tmp_path / "out", method=["latent_mas"], latent_steps=[1], seed=[0])
     path.write_text(json.dumps(cfg))
     assert sweep.main(["--config", str(path)]) == 0
-    path.write_text(json.dumps({**cfg, "max_new_tokens": 9}))
+    path.write_text(json.dumps({**cfg, "top_p": 0.9}))  # not an axis: the same directory, another config
     assert sweep.main(["--config", str(path)]) == 2
-    assert "max_new_tokens: 4 -> 9" in capsys.readouterr().err
+    assert "top_p: 1.0 -> 0.9" in capsys.readouterr().err
 
 
 def test_sweep_bad_input_is_one_line(model_dir, tmp_path, capsys):

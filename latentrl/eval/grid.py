@@ -8,15 +8,18 @@ from pathlib import Path
 
 from latentrl.eval.runner import EvalConfig
 
-AXES = ("task", "method", "topology", "latent_steps", "seed")
+AXES = ("task", "method", "topology", "latent_steps", "memory_control", "max_new_tokens", "seed")
 
 
 def normalized(cfg: EvalConfig) -> EvalConfig:
-    """Drop axes a method ignores (single: topology and m; text_mas: m), so equal runs get equal configs."""
+    """Drop axes a method ignores (single: topology, m and memory control; text_mas: m and memory control;
+    latent_mas no_memory: m), so equal runs get equal configs."""
     if cfg.method == "single":
-        return dataclasses.replace(cfg, topology="sequential", latent_steps=0)
+        return dataclasses.replace(cfg, topology="sequential", latent_steps=0, memory_control="none")
     if cfg.method == "text_mas":
-        return dataclasses.replace(cfg, latent_steps=0)
+        return dataclasses.replace(cfg, latent_steps=0, memory_control="none")
+    if cfg.memory_control == "no_memory":
+        return dataclasses.replace(cfg, topology="sequential", latent_steps=0)
     return cfg
 
 
@@ -26,6 +29,9 @@ def point_dir(cfg: EvalConfig) -> str:
         name += f"-{cfg.topology}"
     if cfg.method == "latent_mas":
         name += f"-m{cfg.latent_steps}"
+        name += "" if cfg.memory_control == "none" else f"-{cfg.memory_control}"
+    if cfg.max_new_tokens != EvalConfig.max_new_tokens:
+        name += f"-t{cfg.max_new_tokens}"
     return f"{cfg.task}/{name}-s{cfg.seed}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from latentrl.eval.stats import aggregate
+from latentrl.eval.stats import BEFORE, aggregate, point_key
 
 COLUMNS = (
     ("task", "task", "{}"),
@@ -13,6 +13,8 @@ COLUMNS = (
     ("topology", "topology", "{}"),
     ("train m", "train_latent_steps", "{}"),
     ("m", "latent_steps", "{}"),
+    ("memory", "memory_control", "{}"),
+    ("budget", "max_new_tokens", "{}"),
     ("seeds", "seeds", "{}"),
     ("n", "n", "{:g}"),
     ("acc", "accuracy", "{:.3f}"),
@@ -23,12 +25,8 @@ COLUMNS = (
     ("forwards/q", "forwards", "{:.1f}"),
     ("s/q", "seconds_per_question", "{:.2f}"),
 )
-POINT = (
-    "task", "method", "topology", "latent_steps", "model", "adapter", "train_latent_steps",
-    "semantics", "prompts", "expert_positions",
-)  # fmt: skip
-# What a summary written before a key was recorded ran with, so older runs group with their equals.
-BEFORE = {"semantics": "current", "prompts": "default", "expert_positions": "shared"}
+# Settings shown in a `variant` column when a run left their default (memory_control has its own column).
+VARIANT = {k: v for k, v in BEFORE.items() if k != "memory_control"}
 
 
 def _cell(fmt: str, value) -> str:
@@ -47,13 +45,13 @@ def find_summaries(dirs: list[str]) -> list[dict]:
 def group_seeds(summaries: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for s in summaries:
-        groups.setdefault(tuple(s.get(k, BEFORE.get(k)) for k in POINT), []).append(s)
+        groups.setdefault(point_key(s), []).append(s)
     return [aggregate(g) for g in groups.values()]
 
 
 def variant(summary: dict) -> str | None:
     """What a run changed from the default semantics, prompts and expert positions ('semantics=reference')."""
-    changed = [f"{k}={summary.get(k, v)}" for k, v in BEFORE.items() if summary.get(k, v) != v]
+    changed = [f"{k}={summary.get(k, v)}" for k, v in VARIANT.items() if summary.get(k, v) != v]
     return ", ".join(changed) or None
 
 

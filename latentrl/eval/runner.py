@@ -267,7 +267,7 @@ def record(score: Score, ex: Example, g: Generation, seconds: float, kv_entry_by
         "output_tokens": g.output_tokens,
         "tokens_per_agent": {a.role: a.output_tokens for a in g.agents},
         "forwards": g.forwards,
-        "latent_steps": g.latent_steps,
+        "latent_steps_total": g.latent_steps_total,
         "memory_length": g.memory_length,
         "kv_length": g.kv_length,
         "kv_bytes": g.kv_length * kv_entry_bytes,

@@ -5,6 +5,20 @@ from __future__ import annotations
 import math
 import statistics
 
+# The keys that identify an evaluation point: runs equal in all of them are seeds of one point. Read by
+# the report, `aggregate` and the study script, so no consumer can merge runs another keeps apart.
+POINT = (
+    "task", "method", "topology", "latent_steps", "memory_control", "max_new_tokens", "model", "adapter",
+    "train_latent_steps", "semantics", "prompts", "expert_positions",
+)  # fmt: skip
+# What a summary written before a key was recorded ran with, so older runs group with their equals.
+BEFORE = {"semantics": "current", "prompts": "default", "expert_positions": "shared", "memory_control": "none"}
+
+
+def point_key(summary: dict) -> tuple:
+    """The identity of a run's point (`POINT`), older summaries read with the defaults they ran with."""
+    return tuple(summary.get(k, BEFORE.get(k)) for k in POINT)
+
 # Two-sided 97.5% quantiles of Student's t; between listed df the next lower df is used (conservative).
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
          15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}  # fmt: skip
@@ -56,7 +70,7 @@ def summarize(rows: list[dict]) -> dict:
         "tokens_per_agent": {role: k / n for role, k in agents.items()},
         "tokens_per_agent_total": agents,
         "forwards": mean("forwards"),
-        "latent_steps_per_question": mean("latent_steps"),
+        "latent_steps_total": mean_of(rows, "latent_steps_total"),
         "kv_length": mean_of(rows, "kv_length"),
         "kv_bytes": mean_of(rows, "kv_bytes"),
         "latent_norm": mean_of(rows, "latent_norm"),
@@ -78,8 +92,7 @@ def aggregate(summaries: list[dict]) -> dict:
     if len(summaries) == 1:
         return {**first, "seeds": 1}
     acc = [s["accuracy"] for s in summaries]
-    keys = ("task", "method", "topology", "latent_steps", "model", "adapter", "train_latent_steps")
-    out = {k: first.get(k) for k in keys}
+    out = dict(zip(POINT, point_key(first)))
     for key in ("n", "accuracy_strict", "invalid_format_rate", "output_tokens", "forwards", "seconds_per_question"):
         out[key] = statistics.fmean(s[key] for s in summaries)
     out.update(seeds=len(summaries), accuracy=statistics.fmean(acc), accuracy_ci95=seed_interval(acc))

@@ -28,7 +28,7 @@ def read_rows(path: Path, repair: bool = False) -> list[dict]:
         if not line.endswith(b"\n"):
             break
         try:
-            rows.append(json.loads(line))
+            rows.append(upgraded(json.loads(line)))
         except json.JSONDecodeError:
             break
         good += len(line)
@@ -36,6 +36,14 @@ def read_rows(path: Path, repair: bool = False) -> list[dict]:
         with open(path, "r+b") as fh:
             fh.truncate(good)
     return rows
+
+
+def upgraded(row: dict) -> dict:
+    """A prediction row in today's names: rows written before the rename called the per-question total of
+    latent steps `latent_steps`, which elsewhere means m."""
+    if "latent_steps" in row and "latent_steps_total" not in row:
+        row["latent_steps_total"] = row.pop("latent_steps")
+    return row
 
 
 def read_all(out: Path, own: str | None = None) -> dict[str, dict]:

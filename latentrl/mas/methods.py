@@ -82,7 +82,8 @@ class Generation:
         return sum(a.forwards for a in self.agents)
 
     @property
-    def latent_steps(self) -> int:
+    def latent_steps_total(self) -> int:
+        """Latent steps over all agents of this question (m per worker)."""
         return sum(a.latent_steps for a in self.agents)
 
     @property
