@@ -40,7 +40,7 @@ from latentrl.sandbox import candidate, guard, harness, launcher, wire
 log = logging.getLogger(__name__)
 
 OUTPUT_CHARS = 2000  # tail of stdout/stderr kept in an ExecResult
-VERDICT_BYTES = 8192  # the harness's verdict is one short JSON object
+VERDICT_BYTES = 65536  # the harness's verdict: one JSON object (its reason is at most 2000 characters)
 _UID_BASE = 1 << 30  # far above system and container (subuid) ranges; pid < 2**22, so uids stay < 2**31
 _UID_SLOTS = 64  # concurrent sandboxed processes per evaluator process (a graded job takes two)
 _HIDDEN_DIRS = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable: replaced by empty tmpfs in the sandbox
@@ -174,6 +174,24 @@ def run_script(source: str, limits: Limits = Limits(), *, guard: bool = True) ->
     sandbox cannot start.
     """
     _require_enabled()
+    return _run_script(source, limits, guard)
+
+
+@functools.cache
+def probe_layers() -> Layers:
+    """Which OS layers this machine grants, found by running an empty (trusted) program once."""
+    _, applied = _run_script("", Limits(timeout_s=60), True)
+    return Layers(
+        uid_drop=applied.get("uid") is not None,
+        mount_namespace=bool(applied.get("mountns")),
+        network_namespace=bool(applied.get("netns")),
+    )
+
+
+# --- one program, one graded job -------------------------------------------------------------------------
+
+
+def _run_script(source: str, limits: Limits, guard: bool) -> tuple[ProcessResult, dict]:
     with (
         _sandbox_uids(1) as (uid,),
         _workdir(uid) as workdir,
@@ -190,20 +208,6 @@ def run_script(source: str, limits: Limits = Limits(), *, guard: bool = True) ->
         applied = _check_report(child, timed_out, err)
         result = ProcessResult(child.proc.returncode, timed_out, _tail(out), _tail(err), seconds)
     return result, applied
-
-
-@functools.cache
-def probe_layers() -> Layers:
-    """Which OS layers this machine grants, found by running an empty (trusted) program once."""
-    _, applied = run_script("", Limits(timeout_s=60))
-    return Layers(
-        uid_drop=applied.get("uid") is not None,
-        mount_namespace=bool(applied.get("mountns")),
-        network_namespace=bool(applied.get("netns")),
-    )
-
-
-# --- one graded job -----------------------------------------------------------------------------------
 
 
 def _grade(job: TestJob, limits: Limits) -> ExecResult:

@@ -18,7 +18,6 @@ import stat
 
 def launch(config: dict) -> None:
     """Limits, namespaces, uid drop, then exec `config["argv"]` (module docstring)."""
-
     clone_newns, clone_newuser, clone_newnet, pr_set_no_new_privs = 0x20000, 0x10000000, 0x40000000, 38
     libc = ctypes.CDLL(None, use_errno=True)
     c_str, c_ulong = ctypes.c_char_p, ctypes.c_ulong
@@ -59,7 +58,6 @@ def launch(config: dict) -> None:
 
 def reachable(path: str) -> bool:
     """Whether an unrelated uid can traverse every directory above `path` (used only by the launcher)."""
-
     parent = os.path.dirname(path)
     while parent != "/":
         if not os.stat(parent).st_mode & stat.S_IXOTH:
@@ -75,7 +73,6 @@ def mount_view(libc, hide: list[str], keep: list[str]) -> bool:
     Returns False (having mounted nothing) if propagation cannot be made private: a mount made before
     that would leak into the evaluator's namespace.
     """
-
     ms_rdonly, ms_nosuid, ms_nodev, ms_noexec, ms_remount = 1, 2, 4, 8, 32
     ms_bind, ms_rec, ms_private = 4096, 16384, 1 << 18
 
