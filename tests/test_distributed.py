@@ -27,21 +27,7 @@ def train_two_ranks(model_dir, out, *extra):
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize(
-    "checkpointing",
-    [
-        "false",
-        pytest.param(
-            "true",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="trainer.py: with exploration the loss runs its one-pass forward under gradient checkpointing "
-                "after an un-checkpointed latent recurrence, so each LoRA weight's gradient is accumulated twice in "
-                "one backward and ZeRO-3 asserts on a parameter reduced twice (stage3.py, params_in_bucket)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("checkpointing", ["false", "true"])  # true: the loss forward runs un-checkpointed too
 def test_two_rank_zero3_with_exploration_and_full_gradient(model_dir, tmp_path, checkpointing):
     done = train_two_ranks(model_dir, tmp_path, "--gradient_checkpointing", checkpointing)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,6 +1,6 @@
 """TRL's GRPO loss options with latent actions (latentrl/rl/loss_options.py): each supported option, with
-exploration on, gives a finite loss whose gradient reaches the latent actions' log-ratio; each refused one
-fails at config construction in one line, and the entropy filter is shown to drop the latent gradient.
+exploration on, gives a finite loss whose gradient reaches the latent actions' log-ratio (the entropy filter
+and sequence level included, which the trainer adapts); each refused one fails at config construction in one line.
 
 The probe: the latent log-ratio is log N(e; mu_theta) - logq, with logq (the rollout's own log-density)
 read from the batch. Made a leaf with grad, -d loss / d logq is exactly d loss / d(latent log-ratio), per
@@ -52,7 +52,10 @@ SUPPORTED = [
     {"loss_type": "bnpo"},
     {"loss_type": "cispo", "epsilon_high": 5.0},
     {"loss_type": "sapo"},
-    {"loss_type": "luspo"},  # token level: sequence level is refused (test_refused_options_fail_in_one_line)
+    {"loss_type": "luspo"},
+    {"loss_type": "luspo", "importance_sampling_level": "sequence"},
+    {"importance_sampling_level": "sequence"},
+    {"top_entropy_quantile": 0.0},  # keeps only the batch's highest-entropy token, and column 0 (latent term)
     {"loss_type": "vespo"},
     {"epsilon": 0.1, "epsilon_high": 0.28},
     {"delta": 1.5},
@@ -121,28 +124,42 @@ def test_kl_with_bias_correction_and_exploration(tmp_path):
     assert torch.isfinite(loss) and (grad[advantaged(chunk)].abs() > 1e-8).all()
 
 
-def test_the_entropy_filter_drops_the_latent_gradient(tmp_path):
-    """Why top_entropy_quantile < 1 is refused: rows whose first token has low entropy lose the latent term.
-    (Set on the built trainer: the config refuses it.)"""
+def test_the_entropy_filter_keeps_column_0_and_still_filters_the_tokens(tmp_path):
+    """TRL's filter at quantile 0 keeps one token of the batch; with exploration column 0 stays for every row."""
+    trainer = make_trainer(tmp_path, **EXPLORE, top_entropy_quantile=0.0)
+    entropies = torch.tensor([[0.1, 0.9, 0.2], [0.3, 0.1, 0.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    keep = trainer.get_high_entropy_mask(entropies, mask, 1.0)
+    assert keep.tolist() == [[True, True, False], [True, False, False]]
+    trainer.args.latent_noise_std = 0.0  # no latent actions: TRL's own filter, column 0 not special
+    assert trainer.get_high_entropy_mask(entropies, mask, 1.0).tolist() == [[False, True, False], [False] * 3]
+
+
+def test_sequence_level_counts_the_latent_term_at_full_weight(tmp_path):
+    """GSPO's sequence ratio averages the per-token log-ratio over a row's n completion tokens; at ratio 1
+    (unclipped) d loss / d(latent log-ratio) is then n times its token-level value (1/n of a row mean there)."""
     trainer = make_trainer(tmp_path, **EXPLORE)
     chunk = trl_batch(trainer, QUESTIONS[:2])[0]
-    _, unfiltered = loss_and_latent_grad(trainer, chunk)
-    trainer.top_entropy_quantile = 0.0  # keep only the highest-entropy token of the batch
-    _, filtered = loss_and_latent_grad(trainer, chunk)
-    rows = advantaged(chunk)
-    assert (unfiltered[rows].abs() > 1e-8).all()
-    assert (filtered[rows] == 0).any()  # at most one row keeps its first token; the others' latents go silent
+    _, token_level = loss_and_latent_grad(trainer, chunk)
+    trainer.importance_sampling_level = "sequence"
+    _, sequence_level = loss_and_latent_grad(trainer, chunk)
+    n = chunk["completion_mask"].sum(1).to(token_level.dtype)
+    assert advantaged(chunk).any() and (token_level[advantaged(chunk)].abs() > 1e-8).all()
+    torch.testing.assert_close(sequence_level, token_level * n)
 
 
 BASE = dict(output_dir="unused", per_device_train_batch_size=4, num_generations=2, use_cpu=True, bf16=False)
 
 
+SEQUENCE = {"importance_sampling_level": "sequence"}
+
+
 @pytest.mark.parametrize(
     "option,message",
     [
-        ({"importance_sampling_level": "sequence"}, "sequence averages .* use importance_sampling_level=token"),
-        ({"loss_type": "luspo", "importance_sampling_level": "sequence"}, "importance_sampling_level=sequence"),
-        ({"top_entropy_quantile": 0.2}, r"top_entropy_quantile=0.2 .* use top_entropy_quantile=1.0"),
+        ({**SEQUENCE, "beta": 0.04}, r"sequence with beta=0.04: .* use beta=0 or importance_sampling_level=token"),
+        ({**SEQUENCE, "loss_type": "luspo", "beta": 0.1}, "importance_sampling_level=sequence with beta=0.1"),
+        ({**SEQUENCE, "rollout_is_cap": 2.0}, "sequence with rollout_is_cap: .* unset rollout_is_cap"),
     ],
 )
 def test_refused_options_fail_in_one_line(option, message):
@@ -152,13 +169,22 @@ def test_refused_options_fail_in_one_line(option, message):
     assert "\n" not in str(err.value)
     LatentGRPOConfig(**BASE, latent_steps=2, **option)  # no latent actions: TRL's token-only meaning, allowed
     LatentGRPOConfig(**{**exploring, "latent_steps": 0}, **option)
+    LatentGRPOConfig(**exploring, **{k: v for k, v in option.items() if k != "importance_sampling_level"})
+
+
+def test_a_nonpositive_rollout_is_cap_fails_in_one_line():
+    with pytest.raises(ValueError, match=r"rollout_is_cap must be > 0 \(or unset\), got 0.0"):
+        LatentGRPOConfig(**BASE, rollout_is_cap=0.0)
 
 
 def test_every_verdict_is_works_or_refused_and_refusals_match_the_check():
     assert {v for v, _ in VERDICTS.values()} == {WORKS, REFUSED}
     refused = {k for k, (v, _) in VERDICTS.items() if v == REFUSED}
-    assert refused == {"importance_sampling_level=sequence", "top_entropy_quantile<1"}
-    args = LatentGRPOConfig(**BASE, grad_mode="full", latent_noise_std=NOISE, latent_steps=2)
+    assert refused == {
+        "importance_sampling_level=sequence with beta>0",
+        "importance_sampling_level=sequence with rollout_is_cap",
+    }
+    args = LatentGRPOConfig(**BASE, grad_mode="full", latent_noise_std=NOISE, latent_steps=2, top_entropy_quantile=0.5)
     assert loss_option_problems(args) == []
-    args.importance_sampling_level, args.top_entropy_quantile = "sequence", 0.5
+    args.importance_sampling_level, args.beta, args.rollout_is_cap = "sequence", 0.1, 2.0
     assert len(loss_option_problems(args)) == 2

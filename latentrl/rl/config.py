@@ -68,6 +68,14 @@ class LatentGRPOConfig(GRPOConfig, LatentSpec):
             "and latent steps are identical) in the rollout and the recompute. false: run each (benchmarks)"
         },
     )
+    rollout_is_cap: float | None = field(
+        default=None,
+        metadata={
+            "help": "truncated importance sampling for the rollout/trainer mismatch: the per-token loss is weighted "
+            "by min(exp(old_logp - sampling_logp), cap), TRL's vLLM correction applied to the latent rollout "
+            "(costs one old-policy forward per batch). unset: off"
+        },
+    )
     format_reward: float = field(default=0.0, metadata={"help": "weight of the answer-format reward (0 = off)"})
     closeness_reward: float = field(
         default=0.0, metadata={"help": "weight of the numeric-closeness reward (0 = off; numeric tasks)"}

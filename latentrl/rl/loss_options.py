@@ -4,9 +4,11 @@ With exploration on (`latent_noise_std > 0` and `latent_steps > 0`) the latent i
 `LatentGRPOTrainer._get_per_token_logps_and_entropies` adds their log-ratio, log N(e; mu_theta) - log N(e;
 mu_rollout), to the FIRST completion token's log-prob, so TRL's loss sees one joint action (latents + first
 token) in column 0 and token actions after it. An option that treats column 0 like any other token is
-therefore correct for the latent actions too; an option that can drop column 0 or divide it by the length is
-not, and with exploration on it is refused here, before any model loads (`LatentGRPOConfig.__post_init__`).
-Without exploration there are no latent actions and every option below acts on tokens only, as in TRL.
+therefore correct for the latent actions too. Two options would not be, and the trainer adapts them: the entropy
+filter always keeps column 0 (`get_high_entropy_mask`), and at sequence level the latent term is multiplied by
+the completion length, so GSPO's mean over tokens counts it at full weight (`latent_weight`). What stays wrong
+is refused here, before any model loads (`LatentGRPOConfig.__post_init__`). Without exploration there are no
+latent actions and every option below acts on tokens only, as in TRL.
 
 `VERDICTS` is the table, one entry per option that acts on the per-token log-prob or ratio in TRL's
 `_compute_loss` (tests/test_loss_options.py proves each "works" entry: a finite loss and a nonzero gradient
@@ -26,22 +28,32 @@ VERDICTS: dict[str, tuple[str, str]] = {
     "loss_type=bnpo": (WORKS, "as grpo, normalized by the local batch's active tokens"),
     "loss_type=cispo": (WORKS, "the clipped ratio is detached; the gradient is column 0's log-prob's, latents in"),
     "loss_type=sapo": (WORKS, "the soft gate is a smooth function of column 0's joint ratio"),
-    "loss_type=luspo": (
-        WORKS,
-        "at importance_sampling_level=token (TRL warns it expects sequence, refused below): grpo summed per row",
-    ),
+    "loss_type=luspo": (WORKS, "grpo summed per row; at sequence level (its intended one) as sequence below"),
     "loss_type=vespo": (
         WORKS,
         "its sequence weight SUMS the log-ratios (latent term at full weight); gradient through column 0's log-prob",
     ),
     "importance_sampling_level=token": (WORKS, "the per-token ratio: column 0 carries the latent term at full weight"),
     "importance_sampling_level=sequence": (
+        WORKS,
+        "GSPO averages the log-ratio over the completion; the latent term is scaled by the completion length in "
+        "column 0, so it enters the sequence ratio at full weight",
+    ),
+    "importance_sampling_level=sequence with beta>0": (
         REFUSED,
-        "GSPO averages the log-ratio over the completion: the latent term enters divided by the completion length",
+        "the KL to the reference reads the same column 0, where the latent term is scaled by the completion length",
+    ),
+    "importance_sampling_level=sequence with rollout_is_cap": (
+        REFUSED,
+        "the truncated IS weight of column 0 reads its log-prob, where the latent term is scaled by the length",
     ),
     "top_entropy_quantile<1": (
-        REFUSED,
-        "the entropy filter drops low-entropy tokens; when column 0 is dropped the latent gradient vanishes silently",
+        WORKS,
+        "the entropy filter drops low-entropy tokens but always keeps column 0, which carries the latent term",
+    ),
+    "rollout_is_cap (truncated IS)": (
+        WORKS,
+        "TRL's per-token weight min(exp(old - sampling), cap); column 0's includes the latent log-density mismatch",
     ),
     "epsilon / epsilon_high": (WORKS, "clip range of column 0's joint ratio, as of every token's"),
     "delta": (WORKS, "upper bound on column 0's joint ratio, as on every token's"),
@@ -69,20 +81,22 @@ def exploring(args: Any) -> bool:
 
 
 def loss_option_problems(args: Any) -> list[str]:
-    """One line per loss option that would silently weaken or drop the latent actions' gradient: each names
-    the option and what to set instead. Empty without exploration (no latent actions)."""
-    if not exploring(args):
-        return []
+    """One line per loss option that is invalid or would silently distort the latent actions' term: each names
+    the option and what to set instead. The latent ones only with exploration (else no latent actions)."""
     problems = []
-    if args.importance_sampling_level == "sequence":
+    if args.rollout_is_cap is not None and args.rollout_is_cap <= 0:
+        problems.append(f"rollout_is_cap must be > 0 (or unset), got {args.rollout_is_cap}")
+    if not exploring(args) or args.importance_sampling_level != "sequence":
+        return problems
+    if args.beta:
         problems.append(
-            "importance_sampling_level=sequence averages the log-ratio over the completion, so the latent actions' "
-            "term shrinks as 1/length: use importance_sampling_level=token (or latent_noise_std=0)"
+            f"importance_sampling_level=sequence with beta={args.beta}: the latent term in column 0 is scaled by the "
+            "completion length for the sequence ratio, and the KL would read it scaled: use beta=0 or "
+            "importance_sampling_level=token (or latent_noise_std=0)"
         )
-    if args.top_entropy_quantile < 1.0:
+    if args.rollout_is_cap is not None:
         problems.append(
-            f"top_entropy_quantile={args.top_entropy_quantile} can mask the first completion token, which carries "
-            "the latent actions' log-ratio, and their gradient vanishes: use top_entropy_quantile=1.0 "
-            "(or latent_noise_std=0)"
+            "importance_sampling_level=sequence with rollout_is_cap: column 0's truncated IS weight would read the "
+            "length-scaled latent term: unset rollout_is_cap or use importance_sampling_level=token"
         )
     return problems

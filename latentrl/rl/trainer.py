@@ -18,12 +18,16 @@ optimizer step as its rollout feeds the rollout's recorded latents instead (the 
 the recurrence's forwards). Without exploration noise, the rows of one prompt (its generations) also
 share one forward of the prompt in the loss: its KV is computed once, with gradient, and branched per
 completion (`shared_prompt_forward`; same log-probs, same gradient, a fraction of the compute).
+
+Rollout/trainer mismatch: the loss forward at the rollout's own policy step logs how far its log-probs are
+from the rollout's sampling log-probs (`rollout/*` metrics, `log_mismatch`); `rollout_is_cap` switches on
+TRL's truncated importance-sampling correction (its vLLM one) for this HF rollout (`trl_is_correction`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 
 import torch
@@ -123,6 +127,8 @@ class LatentGRPOTrainer(GRPOTrainer):
     def __init__(self, *args, answer_format: str, **kwargs):
         self._state: RolloutState | None = None  # the rollout state of the batch being scored, during that call only
         self._memory_prompts: list[str] | None = None  # the batch's `memory_prompt` column, during its rollout only
+        # The last log-prob forward's token-only log-probs and latent log-ratio (detached), for `log_mismatch`.
+        self._scored: tuple[torch.Tensor, torch.Tensor | None] | None = None
         kwargs.setdefault("rollout_func", latent_rollout)
         super().__init__(*args, **kwargs)
         a = self.args
@@ -136,6 +142,10 @@ class LatentGRPOTrainer(GRPOTrainer):
         self.stop_ids = eos_token_ids(causal_lm(self.accelerator.unwrap_model(self.model)), tok)
         self.pad_id = pad_token_id(tok, self.stop_ids)
         check_think(tok, a.enable_thinking)  # before any rollout: the template must read enable_thinking
+        # TRL's vLLM importance-sampling correction, per token, truncated at the cap (see `trl_is_correction`).
+        self.vllm_importance_sampling_correction = a.rollout_is_cap is not None
+        self.vllm_importance_sampling_mode = "token_truncate"
+        self.vllm_importance_sampling_clip_min, self.vllm_importance_sampling_clip_max = None, a.rollout_is_cap
 
     def alignment(self, lm: PreTrainedModel):
         return get_alignment(lm, self.args.align, self.args.align_lambda)
@@ -149,8 +159,22 @@ class LatentGRPOTrainer(GRPOTrainer):
         finally:
             self._state = previous
 
+    @contextmanager
+    def trl_is_correction(self, on: bool) -> Iterator[None]:
+        """TRL 1.16 runs its truncated importance-sampling correction (an old-policy forward, the ratio
+        min(exp(old_logp - sampling_logp), cap) per token, its `sampling/*` metrics, the ratio applied to the
+        per-token loss) only where `self.use_vllm` is set, a flag that elsewhere means "generate and sync weights
+        with vLLM". It is raised only around TRL's scoring after the rollout and its loss, where it gates nothing
+        but the correction (`rollout_is_cap`), and lowered around the rollout itself."""
+        previous, self.use_vllm = self.use_vllm, on
+        try:
+            yield
+        finally:
+            self.use_vllm = previous
+
     def _generate(self, prompts: list):
-        out = super()._generate(prompts)
+        with self.trl_is_correction(False):  # the rollout is ours: no vLLM weight sync
+            out = super()._generate(prompts)
         self._state = out[5].pop(RolloutState.KEY)  # extra fields: kept out of the reward functions' kwargs
         return out
 
@@ -158,7 +182,8 @@ class LatentGRPOTrainer(GRPOTrainer):
         # The rollout reads each row's memory prompt (the `shuffled` control's donor) from the batch itself.
         self._memory_prompts = [x["memory_prompt"] for x in inputs] if "memory_prompt" in inputs[0] else None
         try:
-            with self.scoring(None):  # `_generate` sets the state; TRL's old/ref forwards in there read it
+            # `_generate` sets the state; TRL's old/ref forwards in there read it
+            with self.scoring(None), self.trl_is_correction(self.vllm_importance_sampling_correction):
                 output = super()._generate_and_score_completions(inputs)
                 output.update(self._state.to_inputs())
         finally:
@@ -166,8 +191,44 @@ class LatentGRPOTrainer(GRPOTrainer):
         return output
 
     def _compute_loss(self, model, inputs):
-        with self.scoring(RolloutState.from_inputs(inputs)):
-            return super()._compute_loss(model, inputs)
+        with (
+            self.scoring(RolloutState.from_inputs(inputs)),
+            self.trl_is_correction(self.vllm_importance_sampling_correction),
+        ):
+            loss = super()._compute_loss(model, inputs)
+        self.log_mismatch(inputs)
+        return loss
+
+    def log_mismatch(self, inputs: dict) -> None:
+        """Rollout/trainer mismatch of these rows, from the loss forward just run, when its policy is the
+        rollout's (same optimizer step): that forward then IS TRL's old-policy log-prob (TRL reuses it as such
+        when it computes no old log-probs), so the metric costs no forward. Mean and max over completion tokens of
+        |sampling log-prob - trainer log-prob| (`rollout/token_logp_diff/*`, tokens only: column 0 without the
+        latent term), and with exploration, per row, |log N(e; mu_recomputed) - log N(e; mu_rollout)|, the latent
+        actions' log-density recorded by the rollout against the recompute's (`rollout/latent_logp_diff/*`)."""
+        state = RolloutState.from_inputs(inputs)
+        if self._scored is None or not bool((state.step == self.state.global_step).all()):
+            return
+        token_logps, latent_log_ratio = self._scored
+        mask = inputs["completion_mask"].bool()
+        parts = {"token": (inputs["sampling_per_token_logps"] - token_logps).abs()[mask]}
+        if latent_log_ratio is not None:
+            parts["latent"] = latent_log_ratio.abs().float()
+        mode = "train" if self.model.training else "eval"
+        for name, delta in parts.items():
+            empty = delta.new_zeros(())
+            mean, top = (delta.mean(), delta.max()) if delta.numel() else (empty, empty)
+            self._metrics[mode][f"rollout/{name}_logp_diff/mean"].append(self.accelerator.gather(mean).mean().item())
+            self._metrics[mode][f"rollout/{name}_logp_diff/max"].append(self.accelerator.gather(top).max().item())
+
+    def get_high_entropy_mask(self, entropies: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
+        """TRL's entropy filter (top_entropy_quantile < 1), but with exploration column 0 is always kept: it
+        carries the latent actions' log-ratio, whose gradient would vanish with it whenever the first token's
+        entropy is low."""
+        keep = super().get_high_entropy_mask(entropies, mask, threshold)
+        if self.args.exploring:
+            keep[:, 0] |= mask[:, 0].bool()
+        return keep
 
     def trajectory(self, prompt_rows: list[list[int]], state: RolloutState) -> Trajectory:
         split = [split_row(r, lengths, self.m) for r, lengths in zip(prompt_rows, state.segments.tolist())]
@@ -256,6 +317,15 @@ class LatentGRPOTrainer(GRPOTrainer):
                 **{cache_keyword(lm.get_decoder()): branched},
             )
 
+    def latent_weight(self, comp_mask: torch.Tensor) -> torch.Tensor:
+        """(B,) factor on the latent log-ratio in column 0. importance_sampling_level=sequence (GSPO) averages the
+        log-ratio over a row's completion tokens: the latent term is multiplied by that count so it enters the
+        sequence ratio at full weight, as at token level (1). The KL to the reference reads the same column, so
+        with beta > 0 sequence level is refused (loss_options.py)."""
+        if self.importance_sampling_level == "sequence":
+            return comp_mask.sum(1).to(torch.float64)
+        return torch.ones(len(comp_mask), dtype=torch.float64, device=comp_mask.device)
+
     def _get_per_token_logps_and_entropies(
         self,
         model,
@@ -274,12 +344,13 @@ class LatentGRPOTrainer(GRPOTrainer):
         grad = self.args.grad_mode == "full" and torch.is_grad_enabled()
         P = input_ids.size(1) - logits_to_keep
         batch_size = batch_size or input_ids.size(0)
-        logps, entropies, aux = [], [], []
+        logps, token_logps, latent_ratios, entropies, aux = [], [], [], [], []
         for s in range(0, input_ids.size(0), batch_size):
             ids, mask = input_ids[s : s + batch_size], attention_mask[s : s + batch_size]
             rows_state = state.rows(slice(s, s + batch_size))
             prompt = self.trajectory([r[:P][m[:P].bool()].tolist() for r, m in zip(ids, mask)], rows_state)
             prefix, latent_log_ratio = self.latent_prefix(lm, prompt, rows_state, grad)
+            latent_ratios.append(latent_log_ratio)
             comp_ids, comp_mask = ids[:, P:], mask[:, P:]
             full = prompt.extend(comp_ids, comp_mask)
             out = None
@@ -290,7 +361,10 @@ class LatentGRPOTrainer(GRPOTrainer):
                 labels = full.input_ids.masked_fill(full.attention_mask == 0, -100)
                 labels[:, :-logits_to_keep] = -100
                 extra = {"output_router_logits": True} if compute_aux_loss else {}
-                with self.accelerator.autocast():
+                # As in the latent recurrence: with gradient through the latents (grad_mode full) a checkpointed
+                # forward here, after the un-checkpointed recurrence, accumulates each LoRA weight's gradient
+                # twice in one backward, which ZeRO-3 refuses (a parameter twice in its reduction bucket).
+                with self.accelerator.autocast(), no_gradient_checkpointing(lm) if grad else nullcontext():
                     out = model(
                         inputs_embeds=embeds,
                         attention_mask=full.attention(lm),
@@ -300,26 +374,37 @@ class LatentGRPOTrainer(GRPOTrainer):
                         **extra,
                     )
             row_logps = out.log_probs[:, -logits_to_keep:]
+            token_logps.append(row_logps.detach())
             if latent_log_ratio is not None:  # the latent actions join the first completion token's log-prob
-                first = row_logps[:, :1] + latent_log_ratio[:, None].to(row_logps.dtype)
+                latent_term = latent_log_ratio * self.latent_weight(comp_mask)
+                first = row_logps[:, :1] + latent_term[:, None].to(row_logps.dtype)
                 row_logps = torch.cat([first, row_logps[:, 1:]], 1)
             logps.append(row_logps)
             if compute_entropy:
                 entropies.append(out.entropy[:, -logits_to_keep:])
             if compute_aux_loss:
                 aux.append(out.aux_loss)
+        latent = None if latent_ratios[0] is None else torch.cat(latent_ratios).detach()
+        self._scored = torch.cat(token_logps), latent
         entropy = torch.cat(entropies) if compute_entropy else None
         return torch.cat(logps), entropy, (torch.stack(aux).mean() if compute_aux_loss else None)
 
 
-def latent_diagnostics(lm: PreTrainedModel, latents: list[torch.Tensor]) -> dict[str, float]:
-    """Per worker: mean latent norm and mean cosine to the nearest input embedding (drift off the token manifold)."""
-    out = {}
+def latent_diagnostics(lm: PreTrainedModel, latents: list[torch.Tensor], rows: int) -> tuple[dict, list, list]:
+    """Per worker: mean latent norm and mean cosine to the nearest input embedding (drift off the token manifold),
+    as batch metrics; and per row the same over all its latents (NaN without latents), for the completions table.
+    One `latent_stats` pass per worker serves both (every worker has m latents, so the mean of means is exact)."""
+    metrics, norms, cosines = {}, [], []
     for k, lat in enumerate(latents):
         if lat.shape[1]:
             norm, cos = latent_stats(lm, lat)
-            out[f"latent/agent{k}_norm"], out[f"latent/agent{k}_nearest_cos"] = norm.mean().item(), cos.mean().item()
-    return out
+            metrics[f"latent/agent{k}_norm"] = norm.mean().item()
+            metrics[f"latent/agent{k}_nearest_cos"] = cos.mean().item()
+            norms.append(norm)
+            cosines.append(cos)
+    if not norms:
+        return metrics, [float("nan")] * rows, [float("nan")] * rows
+    return metrics, torch.stack(norms).mean(0).tolist(), torch.stack(cosines).mean(0).tolist()
 
 
 def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, list]:
@@ -348,9 +433,15 @@ def latent_rollout(prompts: list[str], trainer: LatentGRPOTrainer) -> dict[str, 
         )  # fmt: skip
         mem = batch.memory
         decoded = decode(mem.memory, mem.h_last, trainer.stop_ids, sampling, logprobs=True)
-        for key, value in latent_diagnostics(lm, mem.latents).items():
+        metrics, norms, cosines = latent_diagnostics(lm, mem.latents, len(prompts))
+        for key, value in metrics.items():
             trainer._metrics["train"][key].append(value)
         trainer._metrics["train"]["latent/memory_length"].append(mem.memory_length.float().mean().item())
+        # Per-sample columns of TRL's completions table (log_completions), beside prompt, completion and rewards.
+        columns = {"latent_m": [m] * len(prompts), "memory_length": mem.memory_length.tolist(),
+                   "latent_norm": norms, "latent_nearest_cos": cosines}  # fmt: skip
+        for column, values in columns.items():
+            trainer._log_completion_extra(column, values)
         lm.train(was_training)
     dev, n, workers, finals = mem.memory_length.device, len(prompts), batch.worker_prompts, batch.final_prompts
     state = RolloutState(
