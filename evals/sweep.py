@@ -4,15 +4,16 @@
     torchrun --nproc_per_node 4 evals/sweep.py --config ...        # questions of each point sharded
 
 Each key of the YAML is an option of `latentrl eval` (underscores); the grid axes (task, method,
-topology, latent_steps, seed) may be lists. Every point runs in its own directory and resumes: a killed
-sweep rerun skips finished points and finished questions. With `wandb: true` each point is a W&B run in
+topology, latent_steps, memory_control, max_new_tokens, seed) may be lists, and `grids` (a list of
+mappings, each expanded on its own over the rest) makes designs that are not one full product. Every
+point runs in its own directory and resumes: a killed sweep rerun skips finished points and finished
+questions. With `wandb: true` each point is a W&B run in
 the group `wandb_group` (default: the output directory's name). Then: evals/report.py OUTPUT.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -21,25 +22,9 @@ import yaml
 
 from latentrl.cli import INPUT_ERRORS
 from latentrl.eval import EvalConfig, run_eval
-from latentrl.eval.grid import AXES, expand
+from latentrl.eval.grid import plan
 from latentrl.eval.report import group_seeds
 from latentrl.tracking import log_sweep
-
-
-def plan(config: dict) -> list[EvalConfig]:
-    """The sweep's points, each validated; unknown keys are refused with the list of valid ones."""
-    fields = {f.name for f in dataclasses.fields(EvalConfig)}
-    unknown = set(config) - fields
-    if unknown:
-        raise ValueError(f"unknown sweep keys {sorted(unknown)}; valid keys: {sorted(fields)}")
-    axes = {k: v if isinstance(v, list) else [v] for k, v in config.items() if k in AXES}
-    base = EvalConfig(**{k: v for k, v in config.items() if k not in AXES})
-    if base.wandb and not base.wandb_group:
-        base = dataclasses.replace(base, wandb_group=Path(base.output).name)
-    points = expand(base, axes, nest=True)
-    for p in points:
-        p.validate()
-    return points
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ import yaml
 
 from latentrl.cli import INPUT_ERRORS
 from latentrl.eval import EvalConfig, run_eval
-from latentrl.eval.grid import AXES, expand
+from latentrl.eval.grid import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,14 +41,8 @@ def train_command(cfg: dict, m: int, out: Path) -> list[str]:
 
 
 def eval_points(cfg: dict, adapter: Path, out: Path) -> list[EvalConfig]:
-    ev = dict(cfg.get("eval") or {})
-    axes = {k: v if isinstance(v, list) else [v] for k, v in ev.items() if k in AXES}
     group = {"wandb_group": cfg["wandb_group"]} if cfg.get("wandb_group") else {}
-    base = EvalConfig(**{k: v for k, v in ev.items() if k not in AXES}, **group, adapter=str(adapter), output=str(out))
-    points = expand(base, axes, nest=True)
-    for p in points:
-        p.validate()
-    return points
+    return plan({**(cfg.get("eval") or {}), **group, "adapter": str(adapter), "output": str(out)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from latentrl.eval.grid import AXES, expand
+from latentrl.eval.grid import AXES, plan
 from latentrl.eval.report import find_summaries, group_seeds, markdown_table
 from latentrl.eval.rescore import rescore
 from latentrl.eval.runner import ConfigError, EvalConfig, run_eval
@@ -65,15 +65,12 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type = EvalConfig) -> 
 
 
 def _eval(args: argparse.Namespace) -> None:
-    fields = [f.name for f in dataclasses.fields(EvalConfig)]
-    base = EvalConfig(**{k: getattr(args, k) for k in fields if k not in AXES})
-    points = expand(base, {axis: getattr(args, axis) for axis in AXES if getattr(args, axis) is not None})
-    for cfg in points:
-        cfg.validate()  # every point, before any model loads
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalConfig)}
+    points = plan({k: v for k, v in options.items() if not (k in AXES and v is None)}, nest=False)
     summaries = [s for cfg in points if (s := run_eval(cfg))]
     if summaries:
         print(markdown_table(group_seeds(summaries)))
-        print(f"\npredictions and summaries under {base.output}/")
+        print(f"\npredictions and summaries under {args.output}/")
 
 
 def _report(args: argparse.Namespace) -> None:

@@ -115,6 +115,7 @@ def _eval_cmd(model_dir, data_file, out, *extra):
             "--latent-steps", "2", *extra]  # fmt: skip
 
 
+@pytest.mark.subprocess
 def test_kill_9_mid_run_then_rerun_completes_each_question_once(model_dir, data_file, tmp_path):
     cmd = [sys.executable, *_eval_cmd(model_dir, data_file, tmp_path, "--batch-size", "1", "--max-new-tokens", "300")]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -132,6 +133,8 @@ def test_kill_9_mid_run_then_rerun_completes_each_question_once(model_dir, data_
     assert sorted(ids) == [str(i) for i in range(7)]  # every question exactly once
 
 
+@pytest.mark.subprocess
+@pytest.mark.distributed
 def test_two_ranks_shard_and_merge(model_dir, data_file, tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", *_eval_cmd(model_dir, data_file,

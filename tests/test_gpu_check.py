@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.subprocess  # every test here launches another process
+
 pytest.importorskip("trl")
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [

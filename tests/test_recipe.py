@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.subprocess  # every test here launches another process
+
 pytest.importorskip("trl")
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -109,6 +111,7 @@ def test_unknown_model_and_lora_targets_end_in_one_line(model_dir, tmp_path):
     assert "nonesuch" in done.stderr and "q_proj" in done.stderr
 
 
+@pytest.mark.distributed
 def test_two_ranks_with_torchrun(model_dir, tmp_path):
     done = recipe(model_dir, tmp_path, "--max_steps", "1", "--save_steps", "1",
                   launcher=("torchrun", "--nproc_per_node", "2", "--master_port", "29531"))  # fmt: skip
@@ -116,6 +119,7 @@ def test_two_ranks_with_torchrun(model_dir, tmp_path):
     assert steps_logged(tmp_path) == [1]
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("zero", ["zero2_cpu", "zero3_cpu"])
 def test_deepspeed_zero_on_cpu(model_dir, tmp_path, zero):
     launcher = ("accelerate", "launch", "--config_file", f"recipes/accelerate/{zero}.yaml")

@@ -2,8 +2,9 @@
 
 Given the same prompt token ids, our reference mode and the reference's `LatentMASMethod.run_batch`
 (HF path, batch 1, fp32, CPU) must compute the same latent vectors and decode the same greedy tokens.
-The reference is read from a checkout ($LATENTMAS_REFERENCE) or extracted from the local mirror, never
-copied into this repository; without either the tests skip.
+The reference is read from a checkout ($LATENTMAS_REFERENCE) or extracted from a bare git clone
+($LATENTMAS_REFERENCE_GIT, default ~/.cache/latentrl/LatentMAS.git), never copied into this repository;
+without either the tests skip.
 
 Shims, each only for what transformers 5 or this test needs, none touching the method: `vllm` is a stub
 module (imported at the top of its latent_mas.py, unused on the HF path); `_past_length` reads
@@ -33,7 +34,8 @@ from latentrl.mas.roles import topology
 from latentrl.models import DEFAULT_MODEL, _embedded_checkpoint, eos_token_ids, load_model
 from latentrl.tasks import get_task
 
-MIRROR = Path("/work/.mirror/Gen-Verse+LatentMAS/repo")
+# A bare git copy of Gen-Verse/LatentMAS (`git clone --bare https://github.com/Gen-Verse/LatentMAS <path>`).
+MIRROR = Path(os.environ.get("LATENTMAS_REFERENCE_GIT") or Path.home() / ".cache/latentrl/LatentMAS.git")
 MODULES = ("vllm", "models", "prompts", "utils", "data", "methods", "methods.latent_mas")
 QUESTION = "A shop sells pens at 3 dollars each. Ana buys 4 pens and pays with a 20 dollar bill. What is her change?"
 MAX_NEW = 12
@@ -69,7 +71,10 @@ def ref(tmp_path_factory):
     """The reference's `models` and `methods.latent_mas` modules, importable for this module's tests only."""
     root = reference_root(tmp_path_factory.mktemp("latentmas"))
     if root is None:
-        pytest.skip(f"reference LatentMAS unavailable: set LATENTMAS_REFERENCE to a checkout (no mirror at {MIRROR})")
+        pytest.skip(
+            "reference LatentMAS unavailable: set LATENTMAS_REFERENCE to a checkout or LATENTMAS_REFERENCE_GIT to a "
+            f"bare clone (none at {MIRROR})"
+        )
     saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
     vllm = types.ModuleType("vllm")
     vllm.SamplingParams = vllm.LLM = lambda *a, **kw: None

@@ -1,4 +1,6 @@
-"""Grids of evaluations: tasks x methods x topologies x latent steps x seeds, one directory per point."""
+"""Grids of evaluations: tasks x methods x topologies x latent steps x memory controls x budgets x seeds,
+one directory per point; `plan` turns a mapping (CLI flags, a sweep file, a trained sweep's `eval`) into
+validated points."""
 
 from __future__ import annotations
 
@@ -51,3 +53,31 @@ def expand(base: EvalConfig, values: dict[str, list], nest: bool = False) -> lis
     if len(points) == 1 and not nest:
         return list(points.values())
     return [dataclasses.replace(c, output=str(Path(base.output) / point_dir(c))) for c in points.values()]
+
+
+def plan(config: dict, nest: bool = True) -> list[EvalConfig]:
+    """The validated points of a mapping of `latentrl eval` options, where each axis may be a list.
+
+    `grids`: a list of mappings, each merged over the rest and expanded on its own (the union of their
+    points, in order), for designs that are not one full product (e.g. controls only at some m). Unknown
+    keys are refused with the list of valid ones; every point is validated before any model loads."""
+    fields = {f.name for f in dataclasses.fields(EvalConfig)}
+    config = dict(config)
+    grids = config.pop("grids", None) or [{}]
+    if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
+        raise ValueError("grids must be a list of mappings of eval options")
+    points: dict[str, EvalConfig] = {}
+    for grid in grids:
+        merged = {**config, **grid}
+        unknown = set(merged) - fields
+        if unknown:
+            raise ValueError(f"unknown sweep keys {sorted(unknown)}; valid keys: {sorted(fields)}")
+        axes = {k: v if isinstance(v, list) else [v] for k, v in merged.items() if k in AXES}
+        base = EvalConfig(**{k: v for k, v in merged.items() if k not in AXES})
+        if base.wandb and not base.wandb_group:
+            base = dataclasses.replace(base, wandb_group=Path(base.output).name)
+        for p in expand(base, axes, nest=nest or len(grids) > 1):
+            points.setdefault(p.output, p)
+    for p in points.values():
+        p.validate()
+    return list(points.values())
