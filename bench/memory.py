@@ -34,7 +34,7 @@ def rss_peak_mb() -> float:
 def child(args: argparse.Namespace, method: str, batch: int, m: int, topology: str) -> dict:
     from methods import gsm8k_questions, run  # bench/methods.py, beside this script
 
-    from latentrl.eval.runner import kv_bytes_per_token
+    from latentrl.eval.rundir import kv_bytes_per_token
     from latentrl.latent import get_alignment
 
     lm = shapes.load(args)

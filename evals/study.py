@@ -21,10 +21,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from latentrl.eval import store  # noqa: E402
+from latentrl.eval import rundir  # noqa: E402
 from latentrl.eval.plots import draw_all, train_eval_heatmap, training_curve  # noqa: E402
 from latentrl.eval.report import markdown_table  # noqa: E402
-from latentrl.eval.runner import read_summary  # noqa: E402
 from latentrl.eval.stats import paired_difference, trend, wilson  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
 
@@ -33,11 +32,11 @@ def load_points(root: Path) -> list[dict]:
     """Finished points under root: each summary plus `correct` ({question id: bool}) from its predictions."""
     points = []
     for path in sorted(root.rglob("summary.json")):
-        summary = read_summary(path.parent)
+        summary = rundir.read_summary(path.parent)
         if summary is None:  # not a finished point: left out, said once
             print(f"study: {path} is not a run summary (rerun its point to rebuild it); left out", file=sys.stderr)
             continue
-        correct = {i: r["correct"] for i, r in store.read_all(path.parent).items()}
+        correct = {i: r["correct"] for i, r in rundir.read_all(path.parent).items()}
         points.append({"seeds": 1, **summary, "correct": correct})
     return points
 

@@ -70,7 +70,7 @@ def test_cli_grid_with_seeds_and_report(model_dir, data_file, tmp_path, capsys):
     row = next(r for r in table if "| latent_mas | sequential | - | 2 | 2 |" in r)
     accs = []
     for s in (0, 1):
-        rows = [json.loads(x) for x in (tmp_path / f"gsm8k/latent_mas-sequential-m2-s{s}/predictions.jsonl").open()]
+        rows = [json.loads(x) for x in (tmp_path / f"gsm8k/latent_mas-sequential-m2-t4-s{s}/predictions.jsonl").open()]
         accs.append(sum(r["correct"] for r in rows) / len(rows))
     assert f"| {sum(accs) / 2:.3f} |" in row
 
@@ -262,3 +262,15 @@ def test_a_broken_summary_is_rebuilt_by_a_rerun_never_trusted(garbage, model_dir
     assert rebuilt["accuracy"] == good["accuracy"] and rebuilt["n"] == good["n"] == 3
     assert rebuilt["peak_rss_mb"] is None  # its memory was lost with the summary: unknown, not re-measured at idle
     assert main(["rescore", str(out)]) == 0
+
+
+def test_rows_the_scorer_could_not_judge_are_counted_apart():
+    from latentrl.eval.stats import summarize
+
+    def row(correct, error=None):
+        return {"correct": correct, "correct_strict": correct, "pred_strict": "1" if correct else None,
+                "output_tokens": 3, "tokens_per_agent": {"solver": 3}, "forwards": 3, "seconds": 1.0,
+                "error": error}  # fmt: skip
+
+    s = summarize([row(True), row(False), row(False, error="sandbox did not start")])
+    assert s["n"] == 2 and s["errors"] == 1 and s["accuracy"] == 0.5 and s["invalid_format_rate"] == 0.5

@@ -30,7 +30,7 @@ def configs():
     try:
         from latentrl.rl.config import LatentGRPOConfig
 
-        grpo = dict(output_dir="/tmp/unused", per_device_train_batch_size=4, num_generations=2, use_cpu=True, bf16=False)
+        grpo = dict(output_dir="/tmp/x", per_device_train_batch_size=4, num_generations=2, use_cpu=True, bf16=False)
         out.append(lambda **kw: LatentGRPOConfig(**grpo, **kw))
     except ImportError:  # trl is an extra
         pass

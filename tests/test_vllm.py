@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from latentrl.cli import main
-from latentrl.eval.runner import ConfigError, EvalConfig
+from latentrl.eval import ConfigError, EvalConfig
 from latentrl.latent import build_memory, get_alignment
 from latentrl.mas import MethodConfig, Runtime, Sampling, get_method, vllm_decode
 from latentrl.mas.decode import decode
@@ -114,16 +114,16 @@ def test_missing_vllm_says_how_to_install_the_profile(monkeypatch, capsys):
 def test_a_run_dir_from_before_the_backend_option_still_resumes(tmp_path):
     import json
 
-    from latentrl.eval.runner import _check_dir
+    from latentrl.eval.rundir import check_dir
     from latentrl.tasks.sources import Data
 
     cfg, data = EvalConfig(output=str(tmp_path)), Data("file", None, 1, "0" * 64, "gsm8k")
     old = {k: v for k, v in cfg.fingerprint().items() if k != "backend"}
     (tmp_path / "config.json").write_text(json.dumps(old))
     (tmp_path / "predictions.jsonl").write_text(json.dumps({"id": "0"}) + "\n")  # a directory with predictions
-    _check_dir(cfg, data, tmp_path, 0)  # no "another config" error
+    check_dir(cfg, data, tmp_path, 0)  # no "another config" error
     with pytest.raises(ConfigError, match="backend"):
-        _check_dir(EvalConfig(output=str(tmp_path), backend="vllm"), data, tmp_path, 0)
+        check_dir(EvalConfig(output=str(tmp_path), backend="vllm"), data, tmp_path, 0)
 
 
 # --- GPU: HF and vLLM agree greedily on the embedded model ------------------------------------------------

@@ -1,5 +1,6 @@
-"""Evaluation: the resumable runner, grids of runs, summaries and reports."""
+"""Evaluation: configs (config), the run directory (rundir), the loop (runner), grids, summaries, reports."""
 
-from latentrl.eval.runner import ConfigError, EvalConfig, run_eval
+from latentrl.eval.config import ConfigError, EvalConfig
+from latentrl.eval.runner import run_eval
 
 __all__ = ["ConfigError", "EvalConfig", "run_eval"]

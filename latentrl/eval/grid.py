@@ -8,7 +8,7 @@ import dataclasses
 import itertools
 from pathlib import Path
 
-from latentrl.eval.runner import EvalConfig
+from latentrl.eval.config import EvalConfig
 
 AXES = ("task", "method", "topology", "latent_steps", "memory_control", "max_new_tokens", "seed")
 

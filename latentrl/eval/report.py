@@ -13,8 +13,6 @@ COLUMNS = (
     ("topology", "topology", "{}"),
     ("train m", "train_latent_steps", "{}"),
     ("m", "latent_steps", "{}"),
-    ("memory", "memory_control", "{}"),
-    ("budget", "max_new_tokens", "{}"),
     ("seeds", "seeds", "{}"),
     ("n", "n", "{:g}"),
     ("acc", "accuracy", "{:.3f}"),
@@ -56,10 +54,15 @@ def variant(summary: dict) -> str | None:
 
 
 def markdown_table(summaries: list[dict]) -> str:
-    """One row per summary; a `variant` column appears when a run left the default semantics or prompts,
-    so two rows that `group_seeds` kept apart never look alike."""
+    """One row per summary; a `variant` column appears when a run left the default semantics or prompts, a
+    `memory` column when one ran a memory control and a `budget` column when budgets differ, so two rows that
+    `group_seeds` kept apart never look alike."""
     columns = list(COLUMNS)
-    summaries = [{**s, "variant": variant(s)} for s in summaries]
+    summaries = [{**s, "variant": variant(s), "memory_control": s.get("memory_control", "none")} for s in summaries]
+    if len({s.get("max_new_tokens") for s in summaries}) > 1:  # budgets differ: say which is which
+        columns.insert(5, ("budget", "max_new_tokens", "{}"))
+    if any(s["memory_control"] != "none" for s in summaries):
+        columns.insert(5, ("memory", "memory_control", "{}"))
     if any(s["variant"] for s in summaries):
         columns.insert(3, ("variant", "variant", "{}"))
     head = "| " + " | ".join(c[0] for c in columns) + " |"

@@ -13,8 +13,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from latentrl.eval import store
-from latentrl.eval.runner import ConfigError, EvalConfig, data_change, load_task, read_summary, write_summary
+from latentrl.eval import rundir
+from latentrl.eval.config import ConfigError, EvalConfig
+from latentrl.eval.rundir import data_change, read_summary, write_summary
+from latentrl.eval.runner import load_task
 from latentrl.tasks.registry import score_many
 
 SCORED = ("pred", "pred_strict", "correct", "correct_strict")
@@ -35,7 +37,7 @@ def rescore(out: Path, allow_code_execution: bool = False) -> tuple[dict, dict, 
     cfg = saved_config(out)
     # Code runs only on this command's own opt-in, whatever the original run was given.
     cfg.output, cfg.allow_code_execution = str(out), allow_code_execution
-    rows = list(store.read_all(out).values())
+    rows = list(rundir.read_all(out).values())
     before = read_summary(out)
     if before is None and (out / "summary.json").exists():
         raise ConfigError("summary.json is not a run summary (rerun the run's command to rebuild it)")
@@ -55,7 +57,7 @@ def rescore(out: Path, allow_code_execution: bool = False) -> tuple[dict, dict, 
         changed += any(row[k] != v for k, v in new.items())
         row.update(new)
     if changed:
-        store.rewrite(out, rows)
+        rundir.rewrite(out, rows)
     wanted = {ex.id for ex in examples[: cfg.limit]}
     rows = [r for r in rows if r["id"] in wanted]
     after = write_summary(cfg, data, out, rows, before, before.get("train_latent_steps"), relog=changed > 0)

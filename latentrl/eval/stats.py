@@ -19,6 +19,7 @@ def point_key(summary: dict) -> tuple:
     """The identity of a run's point (`POINT`), older summaries read with the defaults they ran with."""
     return tuple(summary.get(k, BEFORE.get(k)) for k in POINT)
 
+
 # Two-sided 97.5% quantiles of Student's t; between listed df the next lower df is used (conservative).
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
          15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}  # fmt: skip
@@ -48,26 +49,32 @@ def seed_interval(values: list[float]) -> tuple[float, float]:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Per-question means and totals; keys are the ones reports and dashboards read."""
-    n = len(rows)
+    """Per-question means and totals; keys are the ones reports and dashboards read.
+
+    A row the scorer could not judge (`error`: the code sandbox did not start) is neither right nor wrong:
+    it is counted under `errors` and left out of the accuracies, and a rerun of `rescore` judges it again."""
+    errors = sum(1 for r in rows if r.get("error"))
+    judged = [r for r in rows if not r.get("error")]
+    n, k = len(rows), len(judged)
 
     def mean(key: str) -> float:
         return sum(r[key] for r in rows) / n if n else 0.0
 
-    correct = sum(r["correct"] for r in rows)
+    correct = sum(r["correct"] for r in judged)
     agents: dict[str, int] = {}
     for r in rows:
-        for role, k in r["tokens_per_agent"].items():
-            agents[role] = agents.get(role, 0) + k
+        for role, t in r["tokens_per_agent"].items():
+            agents[role] = agents.get(role, 0) + t
     return {
-        "n": n,
-        "accuracy": correct / n if n else 0.0,
-        "accuracy_ci95": wilson(correct, n),
-        "accuracy_strict": mean("correct_strict"),
-        "invalid_format_rate": sum(r["pred_strict"] is None for r in rows) / n if n else 0.0,
+        "n": k,
+        "errors": errors,
+        "accuracy": correct / k if k else 0.0,
+        "accuracy_ci95": wilson(correct, k),
+        "accuracy_strict": sum(r["correct_strict"] for r in judged) / k if k else 0.0,
+        "invalid_format_rate": sum(r["pred_strict"] is None for r in judged) / k if k else 0.0,
         "output_tokens": mean("output_tokens"),
         "output_tokens_total": sum(r["output_tokens"] for r in rows),
-        "tokens_per_agent": {role: k / n for role, k in agents.items()},
+        "tokens_per_agent": {role: t / n for role, t in agents.items()},
         "tokens_per_agent_total": agents,
         "forwards": mean("forwards"),
         "latent_steps_total": mean_of(rows, "latent_steps_total"),
