@@ -6,7 +6,7 @@
    and the part of each question's time spent prefilling the agents' prompts (which batching cannot amortize
    where prefill is compute-bound).
 
-    .venv/bin/python bench/engine.py [--context 256] [--repeats 40] [--questions 16] [--m 8]
+    .venv/bin/python -m bench.engine [--context 256] [--repeats 40] [--questions 16] [--m 8]
         [--max-new-tokens 64] [--batches 1,2,4,8,16] [--dtype float32|bfloat16] [--device cuda] [--shape qwen3-4b]
 """
 
@@ -16,10 +16,10 @@ import argparse
 import statistics
 import time
 
-import shapes  # bench/shapes.py, beside this script
 import torch
-from methods import gsm8k_questions, run  # bench/methods.py, beside this script
 
+from bench import shapes
+from bench.method_costs import gsm8k_questions, run
 from latentrl.latent import Memory, build_memory, get_alignment
 from latentrl.mas import MethodConfig, Runtime, Sampling
 from latentrl.mas.decode import pick

@@ -12,7 +12,7 @@ script (engine.py, methods.py, grpo.py). Rows:
   largest |sampling log-prob - trainer log-prob| over the completion tokens of one generation batch.
 
     bash bench/gpu_check.sh --tokenizer bundle/tokenizer   # on the GPU: ZeRO-2 via accelerate, Qwen3 shapes, bf16
-    .venv/bin/python bench/gpu_check.py --cpu   # tiny shapes, float32, well under a minute (tests/test_gpu_check.py)
+    .venv/bin/python -m bench.gpu_check --cpu   # tiny shapes, float32, well under a minute (tests/test_gpu_check.py)
 """
 
 from __future__ import annotations
@@ -26,13 +26,15 @@ import time
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-import engine  # noqa: E402  (bench/, beside this script)
-import shapes  # noqa: E402
 import torch  # noqa: E402
-from grpo import StepTimer  # noqa: E402
-from methods import run  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config  # noqa: E402
 
+from bench import (
+    engine,  # noqa: E402
+    shapes,  # noqa: E402
+)
+from bench.grpo import StepTimer  # noqa: E402
+from bench.method_costs import run  # noqa: E402
 from latentrl.models import LoadedModel  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
 

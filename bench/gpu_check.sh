@@ -4,4 +4,4 @@
 set -euo pipefail
 PYTHON=${PYTHON:-python}
 PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} exec "$PYTHON" -m accelerate.commands.launch --config_file recipes/accelerate/zero2.yaml --num_processes 1 \
-    bench/gpu_check.py "$@"
+    -m bench.gpu_check "$@"

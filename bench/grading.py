@@ -1,8 +1,8 @@
 """Grading: canonical pass counts and throughput (programs per second) of the code sandbox.
 
-    .venv/bin/python bench/grading.py --canonical                  # HumanEval 164 and offline MBPP 500
-    .venv/bin/python bench/grading.py --rounds 5                   # throughput, canonical HumanEval, 2 workers
-    .venv/bin/python bench/grading.py --rounds 5 --old /tmp/old    # the same for a checkout of another commit
+    .venv/bin/python -m bench.grading --canonical                  # HumanEval 164 and offline MBPP 500
+    .venv/bin/python -m bench.grading --rounds 5                   # throughput, canonical HumanEval, 2 workers
+    .venv/bin/python -m bench.grading --rounds 5 --old /tmp/old    # the same for a checkout of another commit
                                                                    # (its latentrl.tasks.sandbox), rounds alternating
 
 A round grades all 164 canonical HumanEval solutions with `grade_many(workers=2)`; the figure is the median

@@ -1,8 +1,8 @@
 """GRPO step time: latent GRPO (LatentMAS rollout, m latent steps, grad_mode none) vs stock TRL GRPO.
 
-    .venv/bin/python bench/grpo.py [--m 8] [--completion 32] [--batch 4] [--generations 4] [--rounds 3]
-    .venv/bin/python bench/grpo.py --generations 8 --batch 8 --sides latent,unshared   # shared worker rollouts
-    .venv/bin/python bench/grpo.py --loss-only --sides latent,unshared   # shared prompt in the loss forward
+    .venv/bin/python -m bench.grpo [--m 8] [--completion 32] [--batch 4] [--generations 4] [--rounds 3]
+    .venv/bin/python -m bench.grpo --generations 8 --batch 8 --sides latent,unshared   # shared worker rollouts
+    .venv/bin/python -m bench.grpo --loss-only --sides latent,unshared   # shared prompt in the loss forward
 
 The trainers run in this one process on the embedded model with the same LoRA, batch, group size, reward
 and the same total tokens per sample: stock TRL gets a plain-text prompt as long as the latent trajectory's

@@ -1,6 +1,6 @@
 """Peak memory vs the model + KV estimate, one fresh process per configuration.
 
-    .venv/bin/python bench/memory.py [--questions 8] [--max-new-tokens 128] [--configs latent_mas:1:8,...]
+    .venv/bin/python -m bench.memory [--questions 8] [--max-new-tokens 128] [--configs latent_mas:1:8,...]
         [--dtype float32|bfloat16] [--device cuda] [--shape qwen3-4b]
 
 Each configuration (method:batch:m[:topology]) runs in its own child process so its peak is its own: peak RSS (CPU)
@@ -21,8 +21,9 @@ import resource
 import subprocess
 import sys
 
-import shapes  # bench/shapes.py, beside this script
 import torch
+
+from bench import shapes
 
 DEFAULT_CONFIGS = "single:1:0,latent_mas:1:8,latent_mas:8:8,latent_mas:8:32,latent_mas:8:8:hierarchical,text_mas:8:0"
 
@@ -32,8 +33,7 @@ def rss_peak_mb() -> float:
 
 
 def child(args: argparse.Namespace, method: str, batch: int, m: int, topology: str) -> dict:
-    from methods import gsm8k_questions, run  # bench/methods.py, beside this script
-
+    from bench.method_costs import gsm8k_questions, run
     from latentrl.eval.rundir import kv_bytes_per_token
     from latentrl.latent import get_alignment
 
@@ -76,7 +76,7 @@ def main() -> None:
     head = "config".ljust(width + 2) + "weights MB  KV MB  est MB | loaded RSS  peak RSS  growth  growth/KV"
     print(head + ("  peak GPU  GPU/est" if args.device == "cuda" else ""))
     for conf in args.configs.split(","):
-        cmd = [sys.executable, __file__, "--child", conf, "--questions", str(args.questions)]
+        cmd = [sys.executable, "-m", "bench.memory", "--child", conf, "--questions", str(args.questions)]
         cmd += ["--max-new-tokens", str(args.max_new_tokens), "--device", args.device, "--dtype", args.dtype]
         cmd += ["--shape", args.shape] if args.shape else []
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)

@@ -1,6 +1,6 @@
 """Rollout/trainer log-prob mismatch of latent GRPO in bf16 on the CPU, without and with truncated IS.
 
-    .venv/bin/python bench/mismatch.py [--steps 4] [--cap 2.0] [--m 2] [--noise 0.1] [--completion 16]
+    .venv/bin/python -m bench.mismatch [--steps 4] [--cap 2.0] [--m 2] [--noise 0.1] [--completion 16]
 
 Two short GRPO runs on the embedded model, same seed, data, LoRA and exploration (grad_mode full, Gaussian
 noise on the latent inputs), with `bf16: true, use_cpu: true`: HF autocasts both the rollout (KV cache, one

@@ -1,6 +1,6 @@
 """What could a static cache + torch.compile (or CUDA graphs) still remove from the one-position step?
 
-    .venv/bin/python bench/step_floor.py [--context 256] [--repeats 30] [--batches 1,8] [--compile]
+    .venv/bin/python -m bench.step_floor [--context 256] [--repeats 30] [--batches 1,8] [--compile]
         [--dtype float32] [--device cuda] [--shape qwen3-4b]
 
 Compilation and graphs remove Python, dispatch and small-kernel overhead; they cannot make the step read
@@ -19,11 +19,11 @@ import argparse
 import statistics
 import time
 
-import shapes  # bench/shapes.py, beside this script
 import torch
 import torch.nn.functional as F
-from engine import crop  # bench/engine.py, beside this script
 
+from bench import shapes
+from bench.engine import crop
 from latentrl.latent import Memory, get_alignment
 
 

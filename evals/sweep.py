@@ -8,7 +8,7 @@ topology, latent_steps, memory_control, max_new_tokens, seed) may be lists, and 
 mappings, each expanded on its own over the rest) makes designs that are not one full product. Every
 point runs in its own directory and resumes: a killed sweep rerun skips finished points and finished
 questions. With `wandb: true` each point is a W&B run in
-the group `wandb_group` (default: the output directory's name). Then: evals/report.py OUTPUT.
+the group `wandb_group` (default: the output directory's name). Then: evals/sweep_report.py OUTPUT.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 The YAML has `recipe` (a recipes/configs file), `train_latent_steps` (list), `train_overrides` (extra
 `--key value` for recipes/grpo.py), `launcher` (default: accelerate launch), and `eval`: options of
 `latentrl eval` whose `latent_steps` list is the eval-m axis. Training resumes from the last checkpoint
-and finished evaluations are skipped, so a killed sweep reruns cheaply. evals/report.py then draws the
+and finished evaluations are skipped, so a killed sweep reruns cheaply. evals/sweep_report.py then draws the
 train-m x eval-m heatmap.
 """
 

@@ -34,7 +34,7 @@ def test_cpu_mode_prints_every_row_with_a_finite_number(tmp_path, tokenizer_dir)
         load_model().tokenizer.save_pretrained(tmp_path)
         extra = ["--tokenizer", str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run([sys.executable, "bench/gpu_check.py", "--cpu", *extra], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--cpu", *extra], cwd=ROOT, capture_output=True,
                           text=True, env=env, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]

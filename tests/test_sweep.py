@@ -1,4 +1,4 @@
-"""Sweeps (evals/sweep.py) and their reports (evals/report.py)."""
+"""Sweeps (evals/sweep.py) and their reports (evals/sweep_report.py)."""
 
 import json
 import sys
@@ -9,8 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "evals"))
 
-import report as sweep_report  # noqa: E402
 import sweep  # noqa: E402
+import sweep_report  # noqa: E402
 
 from latentrl.eval import ConfigError  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Report of a sweep directory: a markdown table (seeds aggregated) and PNG figures, no W&B needed.
 
-.venv/bin/python evals/report.py runs/sweep-gsm8k --out docs/sweep_example
+.venv/bin/python evals/sweep_report.py runs/sweep-gsm8k --out docs/sweep_example
 """
 
 from __future__ import annotations

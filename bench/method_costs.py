@@ -1,6 +1,6 @@
 """LatentMAS vs TextMAS vs single on the same questions, model, backend and batch: wall-clock, tokens, forwards.
 
-    .venv/bin/python bench/methods.py [--questions 16] [--m 8,20] [--max-new-tokens 256] [--batch-size 8]
+    .venv/bin/python -m bench.method_costs [--questions 16] [--m 8,20] [--max-new-tokens 256] [--batch-size 8]
         [--dtype float32|bfloat16] [--device cuda] [--shape qwen3-4b]
 
 All three run in this one process on the same GSM8K questions, greedy; the printed ratios are
@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import shapes  # bench/shapes.py, beside this script
 import torch
 
+from bench import shapes
 from latentrl.mas import Generation, MethodConfig, Runtime, Sampling, get_method
 from latentrl.models import eos_token_ids
 from latentrl.tasks import get_task
