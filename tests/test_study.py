@@ -17,17 +17,19 @@ from latentrl.tasks import get_task  # noqa: E402
 IDS = [e.id for e in get_task("chains").load("offline", None)][:40]
 
 
-def point(root: Path, method: str, m: int, right: set[int], train_m: int | None = None) -> None:
+def point(root: Path, method: str, m: int, right: set[int], train_m: int | None = None, control: str = "none",
+          train_control: str | None = None) -> None:  # fmt: skip
     """A finished point as the runner leaves it: predictions.jsonl and summary.json, questions `right` correct."""
     rows = [{"id": q, "correct": i in right, "correct_strict": False, "pred_strict": None, "output_tokens": 10,
              "tokens_per_agent": {"judger": 10}, "forwards": 10 + m, "latent_steps": 3 * m, "seconds": 1.0}
             for i, q in enumerate(IDS)]  # fmt: skip
-    out = root / "chains" / f"{method}-m{m}"
+    out = root / "chains" / f"{method}-m{m}-{control}"
     out.mkdir(parents=True)
     (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     topology = "-" if method == "single" else "sequential"
     summary = {"task": "chains", "method": method, "topology": topology, "latent_steps": m, "seed": 0,
-               "model": "tiny", "adapter": None, "train_latent_steps": train_m, **summarize(rows)}  # fmt: skip
+               "model": "tiny", "adapter": None, "train_latent_steps": train_m, "memory_control": control,
+               "train_memory_control": train_control, "max_new_tokens": 96, **summarize(rows)}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary))
 
 
@@ -65,11 +67,30 @@ def test_bad_points_and_missing_replicates_are_one_line(tmp_path, monkeypatch, c
     zero = tmp_path / "zero"
     point(zero, "single", 0, set(range(10)))
     point(zero, "latent_mas", 0, set(range(4)))
-    (zero / "chains" / "latent_mas-m0" / "summary.json").write_text("{torn")
+    (zero / "chains" / "latent_mas-m0-none" / "summary.json").write_text("{torn")
     assert [p["method"] for p in study.load_points(zero)] == ["single"]
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "latent_mas-m0/summary.json is not a run summary" in err
+    assert err.count("\n") == 1 and "latent_mas-m0-none/summary.json is not a run summary" in err
     argv = ["study.py", "--zero", str(zero), "--out", str(tmp_path / "docs"), "--replicate", str(tmp_path / "nope")]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit, match="no such replicate directory"):
         study.main()
+
+
+def test_controls_are_paired_against_real_memory_and_kept_out_of_the_curves(tmp_path):
+    zero, trained, ctrl = tmp_path / "zero", tmp_path / "trained", tmp_path / "ctrl"
+    point(zero, "latent_mas", 0, set(range(4)))
+    point(ctrl, "latent_mas", 8, set(range(10)))  # real memory: 10 right
+    point(ctrl, "latent_mas", 8, set(range(6)), control="shuffled")  # 6 right: real minus shuffled = +0.100
+    point(ctrl, "latent_mas", 8, set(range(10)), control="pause")
+    point(ctrl, "latent_mas", 0, set(range(2)), control="no_memory")
+    point(trained / "train-m8" / "eval", "latent_mas", 8, set(range(20)), train_m=8, train_control="none")
+    point(trained / "train-m8" / "eval", "latent_mas", 8, set(range(12)), train_m=8, train_control="none",
+          control="shuffled")  # fmt: skip
+    text = study.write(zero, trained, tmp_path / "docs", control_dirs=(ctrl,)).read_text()
+    assert "| sequential m=8 | 96 | - | 0.250 | shuffled | 0.150 | +0.100 [" in text
+    assert "| sequential m=8 | 96 | - | 0.250 | pause | 0.250 | +0.000 [" in text
+    assert "| sequential m=8 | 96 | - | 0.250 | no_memory | 0.050 | +0.200 [" in text
+    assert "| sequential m=8 | 96 | GRPO m=8 | 0.500 | shuffled | 0.300 | +0.200 [" in text
+    after = text.split("## After GRPO")[1].split("##")[0]
+    assert "0.300" not in after  # the trained curve holds the real-memory point only

@@ -19,7 +19,7 @@ from latentrl.eval.rundir import data_change, read_summary, write_summary
 from latentrl.eval.runner import load_task
 from latentrl.tasks.registry import score_many
 
-SCORED = ("pred", "pred_strict", "correct", "correct_strict")
+SCORED = ("pred", "pred_strict", "correct", "correct_strict", "error")
 
 
 def saved_config(out: Path) -> EvalConfig:
@@ -53,12 +53,13 @@ def rescore(out: Path, allow_code_execution: bool = False) -> tuple[dict, dict, 
     scores = score_many(task, [r["text"] for r in todo], [by_id[r["id"]] for r in todo])
     changed = 0
     for row, s in zip(todo, scores):
-        new = dict(zip(SCORED, (s.flexible, s.strict, s.correct, s.correct_strict)))
-        changed += any(row[k] != v for k, v in new.items())
+        new = dict(zip(SCORED, (s.flexible, s.strict, s.correct, s.correct_strict, s.error)))
+        changed += any(row.get(k) != v for k, v in new.items())
         row.update(new)
     if changed:
         rundir.rewrite(out, rows)
     wanted = {ex.id for ex in examples[: cfg.limit]}
     rows = [r for r in rows if r["id"] in wanted]
-    after = write_summary(cfg, data, out, rows, before, before.get("train_latent_steps"), relog=changed > 0)
+    training = {k: before.get(k) for k in ("train_latent_steps", "train_memory_control")}
+    after = write_summary(cfg, data, out, rows, before, training, relog=changed > 0)
     return before, after, changed

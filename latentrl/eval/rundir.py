@@ -143,10 +143,13 @@ def read_summary(out: Path) -> dict | None:
     return summary if ok and isinstance(summary["n"], int) else None
 
 
-def trained_latent_steps(adapter: str | None) -> int | None:
-    """The m an adapter was trained with, from the recipe saved beside it (None: not known)."""
+def adapter_training(adapter: str | None) -> dict:
+    """How an adapter was trained, from the recipe saved beside it: its m and memory control (None: not known
+    or no adapter). Read when a run is made, since an adapter directory can move or be replaced later."""
     recipe = Path(adapter) / "latentrl_recipe.json" if adapter else None
-    return json.loads(recipe.read_text()).get("latent_steps") if recipe and recipe.exists() else None
+    saved = json.loads(recipe.read_text()) if recipe and recipe.exists() else {}
+    control = saved.get("memory_control", "none") if saved else None  # older recipes trained with real memory
+    return {"train_latent_steps": saved.get("latent_steps"), "train_memory_control": control}
 
 
 def kv_bytes_per_token(model) -> int:
@@ -185,10 +188,10 @@ def record(score: Score, ex: Example, g: Generation, seconds: float, kv_entry_by
 
 
 def write_summary(
-    cfg: EvalConfig, data: Data, out: Path, rows: list[dict], memory: dict, train_m: int | None, relog: bool
+    cfg: EvalConfig, data: Data, out: Path, rows: list[dict], memory: dict, training: dict, relog: bool
 ) -> dict:
     """summary.json from the rows; a W&B run when asked for and (`relog`) the rows changed since the last one.
-    `train_m`: the m the adapter was trained at, read when the run was made (an adapter path can move)."""
+    `training`: `adapter_training` of the run's adapter, as read when the run was made."""
     summary = {
         "task": data.reported_as,
         "method": cfg.method,
@@ -202,7 +205,8 @@ def write_summary(
         "seed": cfg.seed,
         "model": cfg.model,
         "adapter": cfg.adapter,
-        "train_latent_steps": train_m,
+        "train_latent_steps": training.get("train_latent_steps"),
+        "train_memory_control": training.get("train_memory_control"),
         **summarize(rows),
         "peak_rss_mb": memory.get("peak_rss_mb"),
         "peak_gpu_mb": memory.get("peak_gpu_mb"),

@@ -168,5 +168,5 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict:
     rows = [r for r in rows if r["id"] in wanted]
     # A rerun with nothing left to do keeps the memory its point was measured at (unknown if its summary broke).
     memory = peak.result() if mine else rundir.read_summary(out) or {}
-    train_m = rundir.trained_latent_steps(cfg.adapter)
-    return rundir.write_summary(cfg, data, out, rows, memory, train_m, relog=bool(mine))
+    training = rundir.adapter_training(cfg.adapter)
+    return rundir.write_summary(cfg, data, out, rows, memory, training, relog=bool(mine))

@@ -9,7 +9,7 @@ import statistics
 # the report, `aggregate` and the study script, so no consumer can merge runs another keeps apart.
 POINT = (
     "task", "method", "topology", "latent_steps", "memory_control", "max_new_tokens", "model", "adapter",
-    "train_latent_steps", "semantics", "prompts", "expert_positions",
+    "train_latent_steps", "train_memory_control", "semantics", "prompts", "expert_positions",
 )  # fmt: skip
 # What a summary written before a key was recorded ran with, so older runs group with their equals.
 BEFORE = {"semantics": "current", "prompts": "default", "expert_positions": "shared", "memory_control": "none"}
