@@ -34,7 +34,7 @@ def rss_peak_mb() -> float:
 
 def child(args: argparse.Namespace, method: str, batch: int, m: int, topology: str) -> dict:
     from bench.method_costs import gsm8k_questions, run
-    from latentrl.eval.rundir import kv_bytes_per_token
+    from latentrl.evaluation.rundir import kv_bytes_per_token
     from latentrl.latent import get_alignment
 
     lm = shapes.load(args)

@@ -22,10 +22,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from latentrl.eval import rundir  # noqa: E402
-from latentrl.eval.plots import draw_all, train_eval_heatmap, training_curve  # noqa: E402
-from latentrl.eval.report import markdown_table  # noqa: E402
-from latentrl.eval.stats import paired_difference, trend, wilson  # noqa: E402
+from latentrl.evaluation import rundir  # noqa: E402
+from latentrl.evaluation.plots import draw_all, train_eval_heatmap, training_curve  # noqa: E402
+from latentrl.evaluation.report import markdown_table  # noqa: E402
+from latentrl.evaluation.stats import paired_difference, trend, wilson  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import yaml
 
 from latentrl.cli import INPUT_ERRORS
-from latentrl.eval import EvalConfig, run_eval
-from latentrl.eval.grid import plan
-from latentrl.eval.report import group_seeds
+from latentrl.evaluation import EvalConfig, run_eval
+from latentrl.evaluation.grid import plan
+from latentrl.evaluation.report import group_seeds
 from latentrl.tracking import log_sweep
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from latentrl.eval.plots import draw_all, train_eval_heatmap
-from latentrl.eval.report import find_summaries, group_seeds, markdown_table
+from latentrl.evaluation.plots import draw_all, train_eval_heatmap
+from latentrl.evaluation.report import find_summaries, group_seeds, markdown_table
 
 
 def write_report(sweep_dir: str, out: Path) -> Path:

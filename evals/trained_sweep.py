@@ -23,8 +23,8 @@ from pathlib import Path
 import yaml
 
 from latentrl.cli import INPUT_ERRORS
-from latentrl.eval import EvalConfig, run_eval
-from latentrl.eval.grid import plan
+from latentrl.evaluation import EvalConfig, run_eval
+from latentrl.evaluation.grid import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,10 +14,10 @@ import logging
 import sys
 from pathlib import Path
 
-from latentrl.eval import ConfigError, EvalConfig, run_eval
-from latentrl.eval.grid import AXES, plan
-from latentrl.eval.report import find_summaries, group_seeds, markdown_table
-from latentrl.eval.rescore import rescore
+from latentrl.evaluation import ConfigError, EvalConfig, run_eval
+from latentrl.evaluation.grid import AXES, plan
+from latentrl.evaluation.report import find_summaries, group_seeds, markdown_table
+from latentrl.evaluation.rescore import rescore
 from latentrl.models import ModelLoadError
 from latentrl.tasks import DataUnavailable
 from latentrl.tracking import TrackingError

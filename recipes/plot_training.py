@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from latentrl.eval.plots import log_history, training_curve
+from latentrl.evaluation.plots import log_history, training_curve
 
 if __name__ == "__main__":
     try:

@@ -62,6 +62,18 @@ def tiny_model(arch: str, vocab_size: int, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from threads, and on a loaded 2-core machine they lose 10x to contention.
+
+    Modules of GRPO runs use it with `pytestmark = pytest.mark.usefixtures("one_thread")`.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tok() -> PreTrainedTokenizerFast:
     return char_tokenizer()

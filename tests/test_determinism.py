@@ -7,7 +7,6 @@ must be equal to the bit; a different seed must change them, or the check would 
 """
 
 import pytest
-import torch
 
 pytest.importorskip("trl")
 
@@ -30,12 +29,7 @@ def first_steps(tmp_path, seed: int, steps: int = 2) -> list[dict[str, float]]:
     return [{k: v for k, v in h.items() if not any(t in k for t in TIMING)} for h in logs]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_same_seed_same_first_steps_and_another_seed_differs(tmp_path):

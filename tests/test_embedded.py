@@ -23,7 +23,7 @@ def test_offline_gsm8k_has_1319_unique_questions():
 @pytest.mark.slow
 def test_embedded_model_runs_latent_mas(tmp_path, monkeypatch):
     monkeypatch.setenv("LATENTRL_CACHE", str(tmp_path / "cache"))  # exercises the GGUF conversion too
-    from latentrl.eval import EvalConfig, run_eval
+    from latentrl.evaluation import EvalConfig, run_eval
 
     cfg = EvalConfig(
         limit=2, batch_size=2, latent_steps=2, max_new_tokens=8, data_source="offline", output=str(tmp_path)

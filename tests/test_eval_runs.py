@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from latentrl.cli import main
-from latentrl.eval import ConfigError, EvalConfig, run_eval
-from latentrl.eval.grid import expand
-from latentrl.eval.report import group_seeds, markdown_table
-from latentrl.eval.stats import aggregate, paired_difference, seed_interval, trend, wilson
+from latentrl.evaluation import ConfigError, EvalConfig, run_eval
+from latentrl.evaluation.grid import expand
+from latentrl.evaluation.report import group_seeds, markdown_table
+from latentrl.evaluation.stats import aggregate, paired_difference, seed_interval, trend, wilson
 from latentrl.tasks import Example, Score, Task
 from latentrl.tasks.registry import TASKS
 
@@ -257,7 +257,7 @@ def test_a_broken_summary_is_rebuilt_by_a_rerun_never_trusted(garbage, model_dir
     def no_model(*a, **k):
         raise AssertionError("a finished run must not load a model again")
 
-    monkeypatch.setattr("latentrl.eval.runner.load_model", no_model)
+    monkeypatch.setattr("latentrl.evaluation.runner.load_model", no_model)
     rebuilt = run_eval(cfg, progress=False)  # nothing left to generate: the summary comes from the rows
     assert rebuilt["accuracy"] == good["accuracy"] and rebuilt["n"] == good["n"] == 3
     assert rebuilt["peak_rss_mb"] is None  # its memory was lost with the summary: unknown, not re-measured at idle
@@ -265,7 +265,7 @@ def test_a_broken_summary_is_rebuilt_by_a_rerun_never_trusted(garbage, model_dir
 
 
 def test_rows_the_scorer_could_not_judge_are_counted_apart():
-    from latentrl.eval.stats import summarize
+    from latentrl.evaluation.stats import summarize
 
     def row(correct, error=None):
         return {"correct": correct, "correct_strict": correct, "pred_strict": "1" if correct else None,

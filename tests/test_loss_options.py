@@ -20,12 +20,7 @@ from tests.test_rl import NOISE, QUESTIONS, make_trainer, random_reward, trl_bat
 EXPLORE = dict(grad_mode="full", m=2, latent_noise_std=NOISE, reward=random_reward())
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def loss_and_latent_grad(trainer, chunk) -> tuple[torch.Tensor, torch.Tensor]:

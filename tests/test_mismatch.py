@@ -14,12 +14,7 @@ EXPLORE = dict(grad_mode="full", m=2, latent_noise_std=NOISE, reward=random_rewa
 METRICS = [f"rollout/{part}_logp_diff/{stat}" for part in ("token", "latent") for stat in ("mean", "max")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def loss(trainer, chunk) -> torch.Tensor:

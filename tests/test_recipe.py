@@ -38,7 +38,7 @@ def test_accelerate_launch_trains_and_saves_an_adapter_that_eval_loads(model_dir
     assert steps_logged(tmp_path) == [1, 2]
     assert "gradient_checkpointing" not in done.stderr  # TRL's deprecated calls, once per step, filtered
     # `latentrl eval --adapter` runs the trained policy with the same runner as the baselines.
-    from latentrl.eval import EvalConfig, run_eval
+    from latentrl.evaluation import EvalConfig, run_eval
 
     base = dict(model=model_dir, data_file=data_file, limit=3, max_new_tokens=8, latent_steps=2)
     trained = run_eval(EvalConfig(**base, adapter=str(tmp_path), output=str(tmp_path / "eval")), progress=False)

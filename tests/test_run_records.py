@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from latentrl.cli import main
-from latentrl.eval import EvalConfig, run_eval, runner
-from latentrl.eval.resources import PeakMemory, _reset_rss_peak
+from latentrl.evaluation import EvalConfig, run_eval, runner
+from latentrl.evaluation.resources import PeakMemory, _reset_rss_peak
 from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
 from latentrl.tasks import Example, Score, Task, get_task
 from latentrl.tasks.registry import TASKS

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from latentrl.cli import main
-from latentrl.eval import ConfigError, EvalConfig, run_eval
+from latentrl.evaluation import ConfigError, EvalConfig, run_eval
 from tests.conftest import char_tokenizer, tiny_model
 
 

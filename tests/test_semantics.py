@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from latentrl.cli import main
-from latentrl.eval import EvalConfig, run_eval
+from latentrl.evaluation import EvalConfig, run_eval
 from latentrl.latent import get_alignment, hierarchical_memory, hierarchical_trajectory, recompute, sequential_memory
 from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
 from latentrl.mas.prompts import render

@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from latentrl.eval import ConfigError, EvalConfig
-from latentrl.eval.report import group_seeds, markdown_table
-from latentrl.eval.stats import POINT, aggregate
+from latentrl.evaluation import ConfigError, EvalConfig
+from latentrl.evaluation.report import group_seeds, markdown_table
+from latentrl.evaluation.stats import POINT, aggregate
 from latentrl.latent.trajectory import pack_row, sequential_trajectory, split_row
 from latentrl.mas import MethodConfig
 from latentrl.mas.spec import LatentSpec

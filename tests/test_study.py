@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT / "evals"))
 
 import study  # noqa: E402
 
-from latentrl.eval.stats import summarize  # noqa: E402
+from latentrl.evaluation.stats import summarize  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
 
 IDS = [e.id for e in get_task("chains").load("offline", None)][:40]

@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT / "evals"))
 import sweep  # noqa: E402
 import sweep_report  # noqa: E402
 
-from latentrl.eval import ConfigError  # noqa: E402
+from latentrl.evaluation import ConfigError  # noqa: E402
 
 
 def config(model_dir, data_file, out, **kw):
@@ -45,7 +45,7 @@ def test_rerun_skips_finished_points(model_dir, data_file, tmp_path, monkeypatch
     def no_model(*a, **k):
         raise AssertionError("a finished sweep must not load a model again")
 
-    monkeypatch.setattr("latentrl.eval.runner.load_model", no_model)
+    monkeypatch.setattr("latentrl.evaluation.runner.load_model", no_model)
     assert sweep.main(["--config", str(path)]) == 0
     assert {p: p.read_text() for p in before} == before
 
@@ -64,7 +64,7 @@ def test_report_numbers_equal_the_predictions_and_figures_exist(model_dir, data_
         row = next(r for r in text.splitlines() if r.startswith(f"| gsm8k | latent_mas | sequential | - | {m} |"))
         assert f"| {sum(accs) / 2:.3f} |" in row
     pngs = sorted((tmp_path / "report").glob("*.png"))
-    from latentrl.eval.plots import FIGURES
+    from latentrl.evaluation.plots import FIGURES
 
     assert [p.name for p in pngs] == sorted(f"gsm8k_{n}.png" for n in FIGURES)
     assert all(p.stat().st_size > 5000 for p in pngs)

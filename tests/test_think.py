@@ -3,7 +3,7 @@ out inside a <think> block is reported as such."""
 
 import pytest
 
-from latentrl.eval import ConfigError, EvalConfig
+from latentrl.evaluation import ConfigError, EvalConfig
 from latentrl.mas import MethodConfig, Runtime, get_method
 from latentrl.mas.prompts import latent_prompts, render, think_truncated
 from tests.conftest import CHAT_TEMPLATE, char_tokenizer

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from latentrl.cli import main
-from latentrl.eval import ConfigError, EvalConfig
+from latentrl.evaluation import ConfigError, EvalConfig
 from latentrl.latent import build_memory, get_alignment
 from latentrl.mas import MethodConfig, Runtime, Sampling, get_method, vllm_decode
 from latentrl.mas.decode import decode
@@ -114,7 +114,7 @@ def test_missing_vllm_says_how_to_install_the_profile(monkeypatch, capsys):
 def test_a_run_dir_from_before_the_backend_option_still_resumes(tmp_path):
     import json
 
-    from latentrl.eval.rundir import check_dir
+    from latentrl.evaluation.rundir import check_dir
     from latentrl.tasks.sources import Data
 
     cfg, data = EvalConfig(output=str(tmp_path)), Data("file", None, 1, "0" * 64, "gsm8k")

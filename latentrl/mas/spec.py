@@ -2,7 +2,7 @@
 
 `LatentSpec` holds what decides the LatentMAS pipeline of a batch: the topology, m, the alignment map,
 the thinking switch, the semantics, the prompt set, the experts' positions and the memory control.
-`MethodConfig` (methods.py), `EvalConfig` (eval/config.py) and `LatentGRPOConfig` (rl/config.py)
+`MethodConfig` (methods.py), `EvalConfig` (evaluation/config.py) and `LatentGRPOConfig` (rl/config.py)
 inherit it, so a flag of `latentrl eval` and a key of a GRPO recipe are the same field with the same
 default and the same check, and nothing is handed over by position.
 """

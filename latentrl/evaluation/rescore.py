@@ -13,10 +13,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from latentrl.eval import rundir
-from latentrl.eval.config import ConfigError, EvalConfig
-from latentrl.eval.rundir import data_change, read_summary, write_summary
-from latentrl.eval.runner import load_task
+from latentrl.evaluation import rundir
+from latentrl.evaluation.config import ConfigError, EvalConfig
+from latentrl.evaluation.rundir import data_change, read_summary, write_summary
+from latentrl.evaluation.runner import load_task
 from latentrl.tasks.registry import score_many
 
 SCORED = ("pred", "pred_strict", "correct", "correct_strict", "error")

@@ -8,7 +8,7 @@ import dataclasses
 import itertools
 from pathlib import Path
 
-from latentrl.eval.config import EvalConfig
+from latentrl.evaluation.config import EvalConfig
 
 AXES = ("task", "method", "topology", "latent_steps", "memory_control", "max_new_tokens", "seed")
 

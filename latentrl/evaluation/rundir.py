@@ -21,8 +21,8 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from latentrl.eval.config import ConfigError, EvalConfig
-from latentrl.eval.stats import summarize
+from latentrl.evaluation.config import ConfigError, EvalConfig
+from latentrl.evaluation.stats import summarize
 from latentrl.mas import Generation
 from latentrl.tasks import Example, Score
 from latentrl.tasks.sources import Data

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from latentrl.eval import rundir
-from latentrl.eval.config import EvalConfig
-from latentrl.eval.resources import PeakMemory
+from latentrl.evaluation import rundir
+from latentrl.evaluation.config import EvalConfig
+from latentrl.evaluation.resources import PeakMemory
 from latentrl.latent.controls import donors, row_seed
 from latentrl.mas import Runtime, get_method
 from latentrl.mas.pipeline import MemoryInputs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from latentrl.eval.stats import BEFORE, aggregate, point_key
+from latentrl.evaluation.stats import BEFORE, aggregate, point_key
 
 COLUMNS = (
     ("task", "task", "{}"),
