@@ -177,10 +177,42 @@ def controls(points: list[dict]) -> list[str]:
         others = [p for p in pts if p is not real and p.get("memory_control") != "no_memory"]
         if alone is not None and real is not None and train_m is None:
             others.append(alone)
-        training = "-" if train_m is None else f"GRPO m={train_m}" + ("" if train_ctrl == "none" else f", {train_ctrl}")
+        training = "-" if train_m is None else training_label(train_m, train_ctrl)
         for p in others if real else []:
             lines.append(f"| {topo} m={m} | {budget} | {training} | {real['accuracy']:.3f} | {p['memory_control']} | "
                          f"{p['accuracy']:.3f} | {minus(real, p)} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def training_label(train_m: int, train_ctrl: str | None) -> str:
+    return f"GRPO m={train_m}" + ("" if train_ctrl in (None, "none") else f", {train_ctrl} memory")
+
+
+def training_gains(points: list[dict]) -> list[str]:
+    """Each adapter evaluated under a memory control minus the untrained pipeline under the same control, and an
+    adapter trained on a control's memory minus the one trained on real memory: does GRPO on latent rollouts
+    learn to use the memory, or would it gain as much from a wrong one? (paired, same questions)"""
+    latent = [p for p in points if p["method"] == "latent_mas"]
+
+    def key(p: dict) -> tuple:
+        return p["topology"], p["latent_steps"], p.get("max_new_tokens"), p.get("memory_control", "none")
+
+    untrained = {key(p): p for p in latent if p.get("train_latent_steps") is None}
+    real_trained = {(*key(p), p["train_latent_steps"]): p for p in latent if p.get("train_latent_steps") is not None
+                    and p.get("train_memory_control") in (None, "none")}  # fmt: skip
+    trained = sorted((p for p in latent if p.get("train_latent_steps") is not None),
+                     key=lambda p: (str(p.get("train_memory_control")), p["train_latent_steps"], key(p)))  # fmt: skip
+    if not trained:
+        return []
+    lines = ["## Does GRPO learn to use the memory? (paired 95% CI)", "",
+             "| adapter | pipeline | eval memory | acc | minus untrained (same memory) | "
+             "minus the adapter trained on real memory |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for p in trained:
+        ctrl = p.get("train_memory_control")
+        real = None if ctrl in (None, "none") else real_trained.get((*key(p), p["train_latent_steps"]))
+        lines.append(f"| {training_label(p['train_latent_steps'], ctrl)} | {p['topology']} m={p['latent_steps']} | "
+                     f"{key(p)[3]} | {p['accuracy']:.3f} | {minus(p, untrained.get(key(p)))} | "
+                     f"{minus(p, real)} |")  # fmt: skip
     return [*lines, ""]
 
 
@@ -232,7 +264,7 @@ def write(
         lines += replicate(rep_dir, base, trained)
     if control_dirs:
         with_controls = [p for d in control_dirs if d.exists() for p in load_points(d)] + every_trained
-        lines += controls(with_controls)
+        lines += controls(with_controls) + training_gains(with_controls)
     for sweep in (trained_dir, *replicates):
         for run in sorted(sweep.glob("train-m*/adapter")) if sweep.exists() else []:
             name = run.parent.name if sweep == trained_dir else f"{sweep.name}-{run.parent.name}"

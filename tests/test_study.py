@@ -94,3 +94,16 @@ def test_controls_are_paired_against_real_memory_and_kept_out_of_the_curves(tmp_
     assert "| sequential m=8 | 96 | GRPO m=8 | 0.500 | shuffled | 0.300 | +0.200 [" in text
     after = text.split("## After GRPO")[1].split("##")[0]
     assert "0.300" not in after  # the trained curve holds the real-memory point only
+
+
+def test_grpo_on_shuffled_memory_is_paired_against_untrained_and_real_memory_training(tmp_path):
+    trained, ctrl = tmp_path / "trained", tmp_path / "ctrl"
+    point(ctrl, "latent_mas", 8, set(range(10)))
+    point(trained / "train-m8" / "eval", "latent_mas", 8, set(range(20)), train_m=8, train_control="none")
+    point(tmp_path / "shuffled" / "train-m8" / "eval", "latent_mas", 8, set(range(14)), train_m=8,
+          train_control="shuffled")  # fmt: skip
+    text = study.write(tmp_path / "zero", trained, tmp_path / "docs", control_dirs=(ctrl, tmp_path / "shuffled"))
+    gains = text.read_text().split("## Does GRPO learn to use the memory?")[1].split("##")[0]
+    assert "| GRPO m=8 | sequential m=8 | none | 0.500 | +0.250 [" in gains  # 20 - 10 right of 40
+    assert "| GRPO m=8, shuffled memory | sequential m=8 | none | 0.350 | +0.100 [" in gains
+    assert "| +0.100 [" in gains and "| -0.150 [" in gains  # shuffled-memory training minus real-memory training
