@@ -74,6 +74,21 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def broken_sandbox(monkeypatch):
+    """The sandbox's launcher pointed at a python that does not exist: the sandbox itself cannot start."""
+    from latentrl.sandbox import host
+
+    real = host._launcher_config
+
+    def broken(*args, **kwargs):
+        config = real(*args, **kwargs)
+        config["argv"][0] = "/nonexistent/python"
+        return config
+
+    monkeypatch.setattr(host, "_launcher_config", broken)
+
+
 @pytest.fixture(scope="session")
 def tok() -> PreTrainedTokenizerFast:
     return char_tokenizer()

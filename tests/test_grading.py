@@ -287,19 +287,11 @@ def test_trusted_tests_that_do_not_run_are_an_error_not_a_failure():
     assert result.status == "error" and not result.passed and "SyntaxError" in result.stderr
 
 
-def test_a_sandbox_that_cannot_start_scores_an_error_and_no_reward(monkeypatch):
+def test_a_sandbox_that_cannot_start_scores_an_error_and_no_reward(broken_sandbox):
     """Not the candidate's fault: Score.error set and not correct, the GRPO reward None (TRL skips it)."""
     from latentrl.rl.rewards import correctness_reward
     from latentrl.tasks import Example, get_task
 
-    real = sandbox._launcher_config
-
-    def broken(*args, **kwargs):
-        config = real(*args, **kwargs)
-        config["argv"][0] = "/nonexistent/python"
-        return config
-
-    monkeypatch.setattr(sandbox, "_launcher_config", broken)
     task = get_task("humaneval_plus")
     ex = Example("0", "", "add", {"prefix": SETUP, "tests": TESTS, "reference": RIGHT})
     score = task.score(f"```python\n{RIGHT}```", ex)

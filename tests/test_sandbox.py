@@ -254,16 +254,8 @@ def test_concurrent_sandboxes_get_their_own_unprivileged_uids(enabled):
     assert all(uid == gid and groups == "[]" for uid, gid, groups in ids)
 
 
-def test_setup_failure_raises_instead_of_scoring(enabled, monkeypatch):
+def test_setup_failure_raises_instead_of_scoring(enabled, broken_sandbox):
     """A sandbox that cannot start must not be mistaken for a wrong answer."""
-    real = sandbox._launcher_config
-
-    def broken(*args, **kwargs):
-        config = real(*args, **kwargs)
-        config["argv"][0] = "/nonexistent/python"
-        return config
-
-    monkeypatch.setattr(sandbox, "_launcher_config", broken)
     with pytest.raises(SandboxError, match="nonexistent"):
         run_program("print(1)")
     result = sandbox.grade(TestJob("def f():\n    return 1\n", "assert f() == 1", "f"))
