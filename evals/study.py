@@ -30,15 +30,17 @@ from latentrl.tasks import get_task  # noqa: E402
 
 
 def load_points(root: Path) -> list[dict]:
-    """Finished points under root: each summary plus `correct` ({question id: bool}) from its predictions."""
+    """Finished points under root: each summary plus `correct` ({question id: bool}) and `pred` (the extracted
+    answers) from its predictions."""
     points = []
     for path in sorted(root.rglob("summary.json")):
         summary = rundir.read_summary(path.parent)
         if summary is None:  # not a finished point: left out, said once
             print(f"study: {path} is not a run summary (rerun its point to rebuild it); left out", file=sys.stderr)
             continue
-        correct = {i: r["correct"] for i, r in rundir.read_all(path.parent).items()}
-        points.append({"seeds": 1, **summary, "correct": correct})
+        rows = rundir.read_all(path.parent)
+        correct, pred = ({i: r[k] for i, r in rows.items()} for k in ("correct", "pred"))
+        points.append({"seeds": 1, **summary, "correct": correct, "pred": pred})
     return points
 
 
@@ -163,6 +165,13 @@ def control_groups(points: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
+def same_answers(p: dict, other: dict) -> str:
+    """How many questions get the same extracted answer in both points: whether a control changes what is
+    answered at all, which equal accuracies alone cannot tell."""
+    shared = p["pred"].keys() & other["pred"].keys()
+    return f"{sum(p['pred'][i] == other['pred'][i] for i in shared)}/{len(shared)}"
+
+
 def controls(points: list[dict]) -> list[str]:
     """Per group, real memory (`none`) minus each control on the same questions, and `none` minus the final
     agent alone (`no_memory`, the same at every m): does the content of the memory matter?"""
@@ -170,8 +179,8 @@ def controls(points: list[dict]) -> list[str]:
     alone = next((p for p in latent if p.get("memory_control") == "no_memory" and p.get("train_latent_steps") is None),
                  None)  # fmt: skip
     lines = ["## Does the latent content matter? (real memory minus each control, paired 95% CI)", "",
-             "| pipeline | budget | training | real memory acc | control | control acc | real minus control |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| pipeline | budget | training | real memory acc | control | control acc | real minus control | "
+             "same answer |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (topo, m, budget, train_m, train_ctrl), pts in sorted(control_groups(latent).items(), key=str):
         real = next((p for p in pts if p.get("memory_control", "none") == "none"), None)
         others = [p for p in pts if p is not real and p.get("memory_control") != "no_memory"]
@@ -180,7 +189,7 @@ def controls(points: list[dict]) -> list[str]:
         training = "-" if train_m is None else training_label(train_m, train_ctrl)
         for p in others if real else []:
             lines.append(f"| {topo} m={m} | {budget} | {training} | {real['accuracy']:.3f} | {p['memory_control']} | "
-                         f"{p['accuracy']:.3f} | {minus(real, p)} |")  # fmt: skip
+                         f"{p['accuracy']:.3f} | {minus(real, p)} | {same_answers(real, p)} |")  # fmt: skip
     return [*lines, ""]
 
 

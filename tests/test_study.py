@@ -20,7 +20,8 @@ IDS = [e.id for e in get_task("chains").load("offline", None)][:40]
 def point(root: Path, method: str, m: int, right: set[int], train_m: int | None = None, control: str = "none",
           train_control: str | None = None) -> None:  # fmt: skip
     """A finished point as the runner leaves it: predictions.jsonl and summary.json, questions `right` correct."""
-    rows = [{"id": q, "correct": i in right, "correct_strict": False, "pred_strict": None, "output_tokens": 10,
+    rows = [{"id": q, "correct": i in right, "pred": "gold" if i in right else f"wrong {i}", "correct_strict": False,
+             "pred_strict": None, "output_tokens": 10,
              "tokens_per_agent": {"judger": 10}, "forwards": 10 + m, "latent_steps": 3 * m, "seconds": 1.0}
             for i, q in enumerate(IDS)]  # fmt: skip
     out = root / "chains" / f"{method}-m{m}-{control}"
@@ -89,6 +90,9 @@ def test_controls_are_paired_against_real_memory_and_kept_out_of_the_curves(tmp_
           control="shuffled")  # fmt: skip
     text = study.write(zero, trained, tmp_path / "docs", control_dirs=(ctrl,)).read_text()
     assert "| sequential m=8 | 96 | - | 0.250 | shuffled | 0.150 | +0.100 [" in text
+    shuffled_row = text.split("| shuffled | 0.150 |")[1].split("\n")[0]
+    assert shuffled_row.endswith("| 36/40 |")  # 6 right in both, 30 wrong alike; 4 right with real memory only
+    assert "| pause | 0.250 | +0.000 [+0.000, +0.000] | 40/40 |" in text
     assert "| sequential m=8 | 96 | - | 0.250 | pause | 0.250 | +0.000 [" in text
     assert "| sequential m=8 | 96 | - | 0.250 | no_memory | 0.050 | +0.200 [" in text
     assert "| sequential m=8 | 96 | GRPO m=8 | 0.500 | shuffled | 0.300 | +0.200 [" in text
