@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from latentrl.evaluation import rundir  # noqa: E402
 from latentrl.evaluation.plots import draw_all, train_eval_heatmap, training_curve  # noqa: E402
 from latentrl.evaluation.report import markdown_table  # noqa: E402
-from latentrl.evaluation.stats import paired_difference, trend, wilson  # noqa: E402
+from latentrl.evaluation.stats import mean_interval, paired_difference, trend, wilson  # noqa: E402
 from latentrl.tasks import get_task  # noqa: E402
 
 
@@ -193,6 +193,31 @@ def controls(points: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def m_effect(points: list[dict]) -> list[str]:
+    """The gain of m over m = 0 with real memory and under each control that ran at m = 0 too, and the
+    difference of the two gains per question: the part of the m effect that needs the memory's own content
+    (untrained pipelines; paired, same questions)."""
+    untrained = [p for p in points if p["method"] == "latent_mas" and p.get("train_latent_steps") is None]
+    at = {(p["topology"], p.get("max_new_tokens"), p.get("memory_control", "none"), p["latent_steps"]): p
+          for p in untrained}  # fmt: skip
+    lines = ["## Does the gain with m need the memory's content? (untrained, paired 95% CI)", "",
+             "| pipeline | budget | control | m | real: m minus m=0 | control: m minus m=0 | "
+             "real's gain minus the control's |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (topo, budget, ctrl, m), p in sorted(at.items(), key=str):
+        real, real0, ctrl0 = (at.get((topo, budget, c, k)) for c, k in (("none", m), ("none", 0), (ctrl, 0)))
+        if ctrl == "none" or m == 0 or None in (real, real0, ctrl0):
+            continue
+        ids = sorted(set.intersection(*(set(q["correct"]) for q in (real, real0, p, ctrl0))))
+        c = {
+            k: {i: float(q["correct"][i]) for i in ids}
+            for k, q in (("r", real), ("r0", real0), ("c", p), ("c0", ctrl0))
+        }
+        diff, (lo, hi) = mean_interval([c["r"][i] - c["r0"][i] - c["c"][i] + c["c0"][i] for i in ids])
+        lines.append(f"| {topo} | {budget} | {ctrl} | {m} | {minus(real, real0)} | {minus(p, ctrl0)} | "
+                     f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}] |")  # fmt: skip
+    return [*lines, ""] if len(lines) > 4 else []
+
+
 def training_label(train_m: int, train_ctrl: str | None) -> str:
     return f"GRPO m={train_m}" + ("" if train_ctrl in (None, "none") else f", {train_ctrl} memory")
 
@@ -277,7 +302,7 @@ def write(
     for rep_dir in replicates:
         lines += replicate(rep_dir, base, trained)
     if control_dirs:
-        lines += controls(with_controls) + training_gains(with_controls)
+        lines += controls(with_controls) + m_effect(with_controls) + training_gains(with_controls)
     for sweep in (trained_dir, *replicates):
         for run in sorted(sweep.glob("train-m*/adapter")) if sweep.exists() else []:
             name = run.parent.name if sweep == trained_dir else f"{sweep.name}-{run.parent.name}"

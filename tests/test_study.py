@@ -100,6 +100,19 @@ def test_controls_are_paired_against_real_memory_and_kept_out_of_the_curves(tmp_
     assert "0.300" not in after  # the trained curve holds the real-memory point only
 
 
+def test_the_gain_with_m_is_paired_against_the_same_gain_under_a_control(tmp_path):
+    ctrl = tmp_path / "ctrl"
+    point(ctrl, "latent_mas", 0, set(range(4)))
+    point(ctrl, "latent_mas", 8, set(range(10)))  # real memory: +6 right of 40 over m = 0
+    point(ctrl, "latent_mas", 0, set(range(2)), control="shuffled")
+    point(ctrl, "latent_mas", 8, set(range(6)), control="shuffled")  # shuffled: +4 right over its own m = 0
+    text = study.write(tmp_path / "zero", tmp_path / "trained", tmp_path / "docs", control_dirs=(ctrl,)).read_text()
+    row = text.split("## Does the gain with m need the memory's content?")[1].split("\n| sequential |")[1]
+    assert row.startswith(" 96 | shuffled | 8 | +0.150 [") and "| +0.100 [" in row
+    # per question (real gain - shuffled gain): +1 on questions 6-9, -1 on 2-3 (their m = 0 right only when real)
+    assert row.split("\n")[0].endswith("| +0.050 [-0.076, +0.176] |")
+
+
 def test_grpo_on_shuffled_memory_is_paired_against_untrained_and_real_memory_training(tmp_path):
     trained, ctrl = tmp_path / "trained", tmp_path / "ctrl"
     point(ctrl, "latent_mas", 8, set(range(10)))
