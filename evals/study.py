@@ -165,6 +165,54 @@ def control_groups(points: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
+CONTROL_ORDER = ("none", "shuffled", "noise", "pause", "no_memory")
+
+
+def controls_figure(points: list[dict], out: Path) -> Path | None:
+    """Accuracy under each memory control, grouped by pipeline (topology, m, budget, adapter), with 95% Wilson
+    intervals; `no_memory` (the final agent alone, the same for every group) is drawn as a line."""
+    latent = [p for p in points if p["method"] == "latent_mas"]
+    alone = next((p for p in latent if p.get("memory_control") == "no_memory" and p.get("train_latent_steps") is None),
+                 None)  # fmt: skip
+
+    def order(key: tuple) -> tuple:  # untrained first, sequential first, then m and budget
+        topo, m, budget, train_m, train_ctrl = key
+        real = train_ctrl in (None, "none")
+        return train_m is not None, not real, -(train_m or 0), topo != "sequential", m, budget or 0
+
+    groups = {k: g for k, g in sorted(control_groups(latent).items(), key=lambda kv: order(kv[0])) if len(g) > 1}
+    if not groups:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(groups)), 4))
+    width = 0.8 / (len(CONTROL_ORDER) - 1)
+    for j, ctrl in enumerate(CONTROL_ORDER[:-1]):
+        xs, acc, err = [], [], [[], []]
+        for x, pts in enumerate(groups.values()):
+            p = next((q for q in pts if q.get("memory_control", "none") == ctrl), None)
+            if p is not None:
+                lo, hi = p["accuracy_ci95"]
+                xs.append(x + (j - 1.5) * width)
+                acc.append(p["accuracy"])
+                err[0].append(p["accuracy"] - lo)
+                err[1].append(hi - p["accuracy"])
+        ax.bar(xs, acc, width, yerr=err, capsize=2, label="real memory" if ctrl == "none" else ctrl)
+    if alone is not None:
+        ax.axhline(alone["accuracy"], color="gray", linestyle="--", linewidth=1, label="final agent alone (no_memory)")
+    names = [f"{t[:4]} m={m}" + ("" if b == 96 else f"\n{b} tokens")
+             + ("" if tm is None else "\n" + training_label(tm, tc).replace(", ", "\n"))
+             for t, m, b, tm, tc in groups]  # fmt: skip
+    ax.set_xticks(range(len(groups)), names, fontsize=7)
+    ax.set_ylabel("accuracy (95% CI)")
+    ax.set_title("chains: latent_mas under memory-content controls")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "chains_memory_controls.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def same_answers(p: dict, other: dict) -> str:
     """How many questions get the same extracted answer in both points: whether a control changes what is
     answered at all, which equal accuracies alone cannot tell."""
@@ -303,6 +351,7 @@ def write(
         lines += replicate(rep_dir, base, trained)
     if control_dirs:
         lines += controls(with_controls) + m_effect(with_controls) + training_gains(with_controls)
+        figures += [f] if (f := controls_figure(with_controls, out)) else []
     for sweep in (trained_dir, *replicates):
         for run in sorted(sweep.glob("train-m*/adapter")) if sweep.exists() else []:
             name = run.parent.name if sweep == trained_dir else f"{sweep.name}-{run.parent.name}"
