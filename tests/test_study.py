@@ -94,6 +94,8 @@ def test_controls_are_paired_against_real_memory_and_kept_out_of_the_curves(tmp_
     assert shuffled_row.endswith("| 36/40 |")  # 6 right in both, 30 wrong alike; 4 right with real memory only
     assert "| pause | 0.250 | +0.000 [+0.000, +0.000] | 40/40 |" in text
     assert "| sequential m=8 | 96 | - | 0.250 | pause | 0.250 | +0.000 [" in text
+    assert "![chains_memory_controls](chains_memory_controls.png)" in text
+    assert (tmp_path / "docs" / "chains_memory_controls.png").stat().st_size > 0
     assert "| sequential m=8 | 96 | - | 0.250 | no_memory | 0.050 | +0.200 [" in text
     assert "| sequential m=8 | 96 | GRPO m=8 | 0.500 | shuffled | 0.300 | +0.200 [" in text
     after = text.split("## After GRPO")[1].split("##")[0]
