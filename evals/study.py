@@ -175,12 +175,7 @@ def controls_figure(points: list[dict], out: Path) -> Path | None:
     alone = next((p for p in latent if p.get("memory_control") == "no_memory" and p.get("train_latent_steps") is None),
                  None)  # fmt: skip
 
-    def order(key: tuple) -> tuple:  # untrained first, sequential first, then m and budget
-        topo, m, budget, train_m, train_ctrl = key
-        real = train_ctrl in (None, "none")
-        return train_m is not None, not real, -(train_m or 0), topo != "sequential", m, budget or 0
-
-    groups = {k: g for k, g in sorted(control_groups(latent).items(), key=lambda kv: order(kv[0])) if len(g) > 1}
+    groups = {k: g for k, g in sorted(control_groups(latent).items(), key=group_order) if len(g) > 1}
     if not groups:
         return None
     fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(groups)), 4))
@@ -220,6 +215,12 @@ def same_answers(p: dict, other: dict) -> str:
     return f"{sum(p['pred'][i] == other['pred'][i] for i in shared)}/{len(shared)}"
 
 
+def group_order(item: tuple[tuple, list[dict]]) -> tuple:
+    """Untrained groups first (sequential, then by m and budget), then adapters trained on real memory."""
+    (topo, m, budget, train_m, train_ctrl), _ = item
+    return train_m is not None, train_ctrl not in (None, "none"), -(train_m or 0), topo != "sequential", m, budget or 0
+
+
 def controls(points: list[dict]) -> list[str]:
     """Per group, real memory (`none`) minus each control on the same questions, and `none` minus the final
     agent alone (`no_memory`, the same at every m): does the content of the memory matter?"""
@@ -229,10 +230,11 @@ def controls(points: list[dict]) -> list[str]:
     lines = ["## Does the latent content matter? (real memory minus each control, paired 95% CI)", "",
              "| pipeline | budget | training | real memory acc | control | control acc | real minus control | "
              "same answer |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for (topo, m, budget, train_m, train_ctrl), pts in sorted(control_groups(latent).items(), key=str):
+    for (topo, m, budget, train_m, train_ctrl), pts in sorted(control_groups(latent).items(), key=group_order):
         real = next((p for p in pts if p.get("memory_control", "none") == "none"), None)
-        others = [p for p in pts if p is not real and p.get("memory_control") != "no_memory"]
-        if alone is not None and real is not None and train_m is None:
+        others = sorted((p for p in pts if p is not real and p.get("memory_control") != "no_memory"),
+                        key=lambda p: CONTROL_ORDER.index(p["memory_control"]))  # fmt: skip
+        if alone is not None and real is not None and train_m is None and alone.get("max_new_tokens") == budget:
             others.append(alone)
         training = "-" if train_m is None else training_label(train_m, train_ctrl)
         for p in others if real else []:
