@@ -123,12 +123,18 @@ def trained_vs_m(base: list[dict], trained: list[dict], out: Path) -> Path:
     ms = sorted({p["latent_steps"] for _, pts in runs for p in pts})
     ax.set_xticks(ms, [str(m) for m in ms])
     ax.set_xlabel("eval latent steps m")
+    return save(
+        fig, ax, "chains: latent_mas sequential, before and after GRPO", out / "chains_trained_accuracy_vs_m.png"
+    )
+
+
+def save(fig, ax, title: str, path: Path) -> Path:
+    """An accuracy figure's common finish: label, title, grid, legend, file."""
     ax.set_ylabel("accuracy (95% CI)")
-    ax.set_title("chains: latent_mas sequential, before and after GRPO")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
-    path = out / "chains_trained_accuracy_vs_m.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -197,15 +203,7 @@ def controls_figure(points: list[dict], out: Path) -> Path | None:
              + ("" if tm is None else "\n" + training_label(tm, tc).replace(", ", "\n"))
              for t, m, b, tm, tc in groups]  # fmt: skip
     ax.set_xticks(range(len(groups)), names, fontsize=7)
-    ax.set_ylabel("accuracy (95% CI)")
-    ax.set_title("chains: latent_mas under memory-content controls")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "chains_memory_controls.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, ax, "chains: latent_mas under memory-content controls", out / "chains_memory_controls.png")
 
 
 def same_answers(p: dict, other: dict) -> str:
