@@ -205,12 +205,14 @@ def test_rewards_follow_the_task_scorer():
     from latentrl.tasks import get_task
 
     task = get_task("arithmetic")
-    completions = ["so \\boxed{12}", "it is 15", "no idea", "\\boxed{30}", "\\boxed{} = 13"]
-    gold = ["12"] * 5
-    assert correctness_reward(task)([""] * 5, completions, gold=gold) == [1.0, 0.0, 0.0, 0.0, 0.0]
-    # An empty box earns no format reward: a GRPO run on chains learned to write `\\boxed{}` for it.
-    assert format_reward(task)([""] * 5, completions, gold=gold) == [1.0, 0.0, 0.0, 1.0, 0.0]
-    assert closeness_reward(task)([""] * 5, completions, gold=gold) == pytest.approx([1.0, 0.7, 0.0, 0.0, 0.9])
+    completions = ["so \\boxed{12}", "it is 15", "no idea", "\\boxed{30}", "\\boxed{} = 13",
+                   "4 * \\boxed{3} = \\boxed{12}", "\\boxed{12}, so \\boxed{12}"]  # fmt: skip
+    gold = ["12"] * 7
+    assert correctness_reward(task)([""] * 7, completions, gold=gold) == [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+    # An empty box earns no format reward (a GRPO run on chains learned to write `\\boxed{}` for it), nor do
+    # boxes of different values (another learned to box every operand); one value boxed twice does.
+    assert format_reward(task)([""] * 7, completions, gold=gold) == [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0]
+    assert closeness_reward(task)([""] * 7, completions, gold=gold) == pytest.approx([1.0, 0.7, 0.0, 0.0, 0.9, 1, 1])
 
 
 @pytest.mark.parametrize("topology", ["sequential", "hierarchical"])

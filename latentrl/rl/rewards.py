@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 
 from latentrl.tasks import Example, Score, Task
-from latentrl.tasks.answers import normalize_number
+from latentrl.tasks.answers import boxed, normalize_number, strip_think
 from latentrl.tasks.registry import score_many
 
 Reward = Callable[..., list[float | None]]
@@ -40,10 +40,15 @@ def correctness_reward(task: Task) -> Reward:
 
 
 def format_reward(task: Task) -> Reward:
-    """1 when the answer is given in the requested format (strict reading found), else 0."""
+    """1 when the answer is given in the requested format (strict reading found) and boxed once, else 0.
+
+    Boxes holding different values earn nothing: a GRPO run on chains learned to box every operand
+    ("28 * \\boxed{3} = 84") for this reward while its correctness stayed flat (docs/study_latent_steps.md)."""
 
     def answer_format(prompts: list, completions: list, gold: list[str], meta: list[str] | None = None, **_):
-        return [float(s.strict is not None) for s in score_all(task, completions, gold, meta)]
+        scores = score_all(task, completions, gold, meta)
+        once = [len(set(boxed(strip_think(_text(c))))) <= 1 for c in completions]
+        return [float(s.strict is not None and one) for s, one in zip(scores, once)]
 
     answer_format.__name__ = f"{task.name}_format"
     return answer_format

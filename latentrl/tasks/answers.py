@@ -67,7 +67,13 @@ def last_boxed(text: str) -> str | None:
     An empty box is the instruction's placeholder echoed ("I put it in \\boxed{}"), not an answer: it neither
     hides the answer sentence after it nor earns the format reward (a GRPO policy learned to emit `\\boxed{}`).
     """
-    best = None
+    boxes = boxed(text)
+    return boxes[-1] if boxes else None
+
+
+def boxed(text: str) -> list[str]:
+    """Contents of every non-empty box of `text`, in order (see `last_boxed`)."""
+    found_all = []
     for m in re.finditer(r"\\(?:boxed|fbox)(\s*)", text):
         i, found = m.end(), None
         if text.startswith("{", i):
@@ -81,8 +87,8 @@ def last_boxed(text: str) -> str | None:
             word = re.match(r"[^\s$]+", text[i:])
             found = word.group(0) if word else None
         if found and found.strip():
-            best = found.strip()
-    return best
+            found_all.append(found.strip())
+    return found_all
 
 
 def extract_math(text: str) -> tuple[str | None, str | None]:
