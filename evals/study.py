@@ -352,7 +352,7 @@ def write(
     if control_dirs:
         lines += controls(with_controls) + m_effect(with_controls) + training_gains(with_controls)
         figures += [f] if (f := controls_figure(with_controls, out)) else []
-    for sweep in (trained_dir, *replicates):
+    for sweep in dict.fromkeys((trained_dir, *replicates, *control_dirs)):  # each training run once
         for run in sorted(sweep.glob("train-m*/adapter")) if sweep.exists() else []:
             name = run.parent.name if sweep == trained_dir else f"{sweep.name}-{run.parent.name}"
             try:
