@@ -30,6 +30,7 @@ import torch
 
 from latentrl.mas import MethodConfig, Runtime, Sampling, get_method
 from latentrl.mas import methods as our_methods
+from latentrl.mas import pipeline as our_pipeline
 from latentrl.mas.roles import topology
 from latentrl.models import DEFAULT_MODEL, _embedded_checkpoint, eos_token_ids, load_model
 from latentrl.tasks import get_task
@@ -130,18 +131,19 @@ def run_reference(ref, model_dir: str, messages: dict, topo: str, m: int, align:
 def run_ours(model_dir: str, topo: str, m: int, align: str, monkeypatch):
     """Our latent_mas under --semantics reference: (latents (n, d), greedy tokens, prompt ids per role, messages)."""
     lm = load_model(model_dir, "cpu", "float32")
-    cfg = MethodConfig(topo, m, align, sampling=Sampling(max_new_tokens=MAX_NEW), semantics="reference")
+    cfg = MethodConfig(topology=topo, latent_steps=m, align=align, sampling=Sampling(max_new_tokens=MAX_NEW),
+                       semantics="reference")  # fmt: skip
     task = get_task("gsm8k")
     fmt = cfg.prompt_set.answer_format(task.family, task.answer_format)
     seen = {}
-    build, decode = our_methods.build_memory, our_methods.decode
+    build, decode = our_pipeline.build_memory, our_methods.decode
 
     def build_spy(model, layout, workers, finals, *a, **kw):
         seen["ids"] = [*(w[0] for w in workers), finals[0]]
         seen["memory"] = build(model, layout, workers, finals, *a, **kw)
         return seen["memory"]
 
-    monkeypatch.setattr(our_methods, "build_memory", build_spy)
+    monkeypatch.setattr(our_pipeline, "build_memory", build_spy)  # the one pipeline's memory builder
     monkeypatch.setattr(our_methods, "decode", lambda *a, **kw: seen.setdefault("decoded", decode(*a, **kw)))
     rt = Runtime(lm.model, lm.tokenizer, eos_token_ids(lm.model, lm.tokenizer), cfg)
     (gen,) = get_method("latent_mas")(rt, [QUESTION], fmt)
